@@ -1,0 +1,196 @@
+//! The `kith` command line: argument definitions (clap derive; doc comments are the help
+//! text) and the dispatch from a parsed command to the library.
+//!
+//! Commands print results to standard output through [`output::Output`] and diagnostics
+//! through `tracing`; the binary maps the returned [`ExitStatus`] or error to the exit code.
+
+mod check;
+mod demo;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{ExitStatus, Result};
+use crate::logging::LogFormat;
+use crate::progress::Progress;
+use crate::synth::{self, SynthConfig};
+use crate::workspace::Workspace;
+use output::Output;
+
+/// Differentially private community health insights from consented program data.
+///
+/// kith ingests a wellness program's export into a private workspace, builds the social
+/// graph of friends, family, coworkers and neighbours, and publishes only differentially
+/// private community-level statistics. Run `kith demo` for a tour on the bundled sample.
+#[derive(Debug, Parser)]
+#[command(name = "kith", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit codes: 0 success, 1 finished with quarantined rows, 2 usage \
+                        error, 3 input refused, 4 refused by policy, 5 workspace or system \
+                        problem, 70 internal error.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The workspace folder.
+    ///
+    /// Defaults to `KITH_WORKSPACE`, then to the current folder.
+    #[arg(long, global = true, env = "KITH_WORKSPACE", value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    /// Log more: `-v` for decisions, `-vv` for per-batch detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log errors only and hide progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// How to write logs on standard error: `json` gives one object per line for schedulers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    /// Verbosity for [`crate::logging::init`].
+    pub fn verbosity(&self) -> i8 {
+        if self.quiet { -1 } else { self.verbose.min(3) as i8 }
+    }
+
+    fn workspace_dir(&self) -> PathBuf {
+        self.workspace.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn progress(&self) -> Progress {
+        Progress::for_terminal(self.quiet)
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new workspace: policy, secret key and stage folders.
+    ///
+    /// Writes `kith.toml` (the privacy policy with documented defaults, the current
+    /// operating-system user as steward), a 32-byte secret key readable by the owner only, and
+    /// the folders for the vault, identity map, releases, quarantine, audit log and ledger.
+    /// Refuses to touch a folder that already holds any of them.
+    Init {
+        /// Where to create it; defaults to `--workspace`, then the current folder.
+        dir: Option<PathBuf>,
+    },
+
+    /// Generate a synthetic program export with planted, recorded truth.
+    ///
+    /// Writes `people.csv`, `ties.csv`, `consents.csv` and `decisions.csv` in the input data
+    /// contract, plus `truth.json` (every planted parameter, measured shapes, and the expected
+    /// quarantine reason of each injected defect) and `truth_people.csv` (hidden clusters).
+    /// The same seed always gives the same bytes.
+    Synth(SynthArgs),
+
+    /// Check an export folder against the input data contract, storing nothing.
+    ///
+    /// Reads each table's header and rows and reports, per table, how many rows break the
+    /// contract and why. Checks that need the whole export (duplicate people, unknown tie
+    /// ends, consent) belong to `kith ingest`, which is not built yet.
+    Check {
+        /// The export folder (`people.csv`, `ties.csv`, `consents.csv`, `decisions.csv`).
+        dir: PathBuf,
+    },
+
+    /// Run every stage built so far on the bundled sample, in a throw-away workspace.
+    Demo {
+        /// The sample export to use.
+        #[arg(long, default_value = "data-samples/program", value_name = "DIR")]
+        sample: PathBuf,
+    },
+}
+
+/// Options of `kith synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Number of enrolled people.
+    #[arg(long, value_name = "N")]
+    pub people: usize,
+
+    /// Seed of every random draw; the same seed gives byte-identical files.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Folder to write the export into (created if missing; existing files are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Share of rows to corrupt, each with one defect recorded in `truth.json`.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub dirty: f64,
+
+    /// First day of the decision period (ISO date).
+    #[arg(long, value_name = "DATE", default_value = "2026-01-05", value_parser = parse_date)]
+    pub start: chrono::NaiveDate,
+
+    /// Number of weeks of decisions.
+    #[arg(long, value_name = "W", default_value_t = 8)]
+    pub weeks: u32,
+}
+
+fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    crate::intake::contract::parse_date(text).ok_or_else(|| format!("`{text}` is not a YYYY-MM-DD date"))
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<ExitStatus> {
+    let mut out = Output::stdout();
+    let global = &cli.global;
+    match cli.command {
+        Command::Init { dir } => {
+            let root = dir.unwrap_or_else(|| global.workspace_dir());
+            let steward = current_user()?;
+            let workspace = Workspace::init(&root, &steward)?;
+            out.line(format!("created workspace {}", workspace.root().display()))?;
+            out.line(format!("steward: {steward}; policy: {}", root.join("kith.toml").display()))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Synth(args) => {
+            let config = SynthConfig {
+                people: args.people,
+                seed: args.seed,
+                dirty_rate: args.dirty,
+                start: args.start,
+                weeks: args.weeks,
+            };
+            let summary = synth::generate(&config, &args.out, &global.progress())?;
+            out.line(format!(
+                "wrote {} people, {} ties, {} consents, {} decisions ({} planted defects) to {}",
+                summary.people,
+                summary.ties,
+                summary.consents,
+                summary.decisions,
+                summary.defects,
+                args.out.display()
+            ))?;
+            Ok(ExitStatus::Success)
+        }
+        Command::Check { dir } => check::run(&dir, &mut out),
+        Command::Demo { sample } => demo::run(&sample, &mut out),
+    }
+}
+
+/// The operating-system user running kith, from the process's real user ID (not `$USER`,
+/// which anyone can set).
+pub fn current_user() -> Result<String> {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => Ok(user.name),
+        Ok(None) => Ok(format!("uid-{uid}")),
+        Err(error) => Err(crate::Error::internal(format!("looking up user {uid}: {error}"))),
+    }
+}

@@ -1,0 +1,24 @@
+//! kith turns consented wellness-program exports into a social graph, learns what shapes
+//! everyday health decisions, and publishes only differentially private community insights.
+//!
+//! Modules in pipeline order:
+//!
+//! - [`workspace`]: the steward's folder — policy, secret key, one folder per stage.
+//! - [`synth`]: synthetic exports with planted truth, for tests, benchmarks and demos.
+//! - [`intake`]: the input data contract, and checking an export against it.
+//! - [`error`], [`logging`], [`progress`]: the error type, diagnostics and progress bars every
+//!   stage shares.
+//! - [`cli`]: the `kith` command line.
+//!
+//! The graph, model, privacy, release, report and query stages are specified in
+//! `docs/architecture.md` and land in that order; until then the CLI does not offer them.
+
+pub mod cli;
+pub mod error;
+pub mod intake;
+pub mod logging;
+pub mod progress;
+pub mod synth;
+pub mod workspace;
+
+pub use error::{Error, ExitStatus, Result};

@@ -1,0 +1,5 @@
+//! kith's integration tests: one binary, one module per area.
+
+mod cli;
+mod support;
+mod synth;
