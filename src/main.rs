@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kith::cli::{Cli, run};
-use kith::{ExitStatus, logging};
+use kith::logging;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

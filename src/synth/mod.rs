@@ -121,8 +121,8 @@ struct Truth<'a> {
 
 #[derive(Serialize)]
 struct Period {
-    start: NaiveDate,
-    end: NaiveDate,
+    start: String,
+    end: String,
     weeks: u32,
 }
 
@@ -248,7 +248,7 @@ pub fn generate(config: &SynthConfig, out: &Path, progress: &Progress) -> Result
         kith_version: env!("CARGO_PKG_VERSION"),
         seed,
         people: n,
-        period: Period { start: config.start, end, weeks: config.weeks },
+        period: Period { start: config.start.to_string(), end: end.to_string(), weeks: config.weeks },
         rows: &summary,
         dirty_rate: config.dirty_rate,
         communities: population

@@ -17,7 +17,7 @@ use super::rng::{BLOCK, Stream, block_rng, keyed, unit};
 use crate::intake::contract::TieKind;
 
 /// Most people the packed tie layout can address (26 bits per end).
-pub(crate) const MAX_PEOPLE: usize = 1 << 26;
+pub const MAX_PEOPLE: usize = 1 << 26;
 
 const FROM_SHIFT: u32 = 37;
 const TO_SHIFT: u32 = 11;

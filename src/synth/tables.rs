@@ -17,7 +17,7 @@ use super::params::Params;
 use super::population::{NO_WORKPLACE, Population};
 use super::rng::{BLOCK, Scramble, Stream, block_rng, keyed, unit};
 use crate::error::Result;
-use crate::intake::contract::{CONSENTS, Reason, Scope, Sex, TIES, TieKind};
+use crate::intake::contract::{CONSENTS, Scope, Sex, TIES, TieKind};
 
 /// Days in the span of birth dates: ages 18 to 75 at the start of the period.
 pub(crate) const DOB_SPAN_DAYS: u64 = 57 * 365;
