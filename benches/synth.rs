@@ -12,10 +12,10 @@ use kith::progress::Progress;
 use kith::synth::{SynthConfig, generate};
 
 fn sizes() -> Vec<usize> {
-    std::env::var("KITH_BENCH_SIZES")
-        .ok()
-        .map(|list| list.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![100_000, 1_000_000])
+    std::env::var("KITH_BENCH_SIZES").ok().map_or_else(
+        || vec![100_000, 1_000_000],
+        |list| list.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+    )
 }
 
 fn synth(c: &mut Criterion) {

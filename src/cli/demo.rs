@@ -8,7 +8,7 @@ use std::path::Path;
 use super::check::print_checks;
 use super::output::Output;
 use crate::error::{ExitStatus, IoContext, Result};
-use crate::intake::check::check_export;
+use crate::intake::check::{TableCheck, check_export};
 use crate::workspace::Workspace;
 
 pub(super) fn run(sample: &Path, out: &mut Output) -> Result<ExitStatus> {
@@ -40,6 +40,6 @@ fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
     print_checks(&checks, out)?;
 
     out.line("stages still to come: ingest, graph, model, release, report, query")?;
-    let problems: u64 = checks.iter().map(|c| c.problem_rows()).sum();
+    let problems: u64 = checks.iter().map(TableCheck::problem_rows).sum();
     Ok(if problems == 0 { ExitStatus::Success } else { ExitStatus::Partial })
 }

@@ -143,7 +143,8 @@ pub struct SynthArgs {
 }
 
 fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
-    crate::intake::contract::parse_date(text).ok_or_else(|| format!("`{text}` is not a YYYY-MM-DD date"))
+    crate::intake::contract::parse_date(text)
+        .ok_or_else(|| format!("`{text}` is not a YYYY-MM-DD date"))
 }
 
 /// Runs a parsed command.

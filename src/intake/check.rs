@@ -132,7 +132,8 @@ fn header_kinds(
     };
     let mut kinds = Vec::with_capacity(header.len());
     for (position, raw) in header.iter().enumerate() {
-        let raw = if position == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
+        let raw =
+            if position == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
         let name = String::from_utf8_lossy(raw).trim().to_owned();
         if looks_like_identifier(&name) {
             return Err(refuse(
@@ -190,13 +191,13 @@ fn check_row(
         }
     }
 
-    let field = |name: &str| {
-        kinds.iter().position(|(n, _, _)| *n == name).and_then(|i| record.get(i))
-    };
+    let field =
+        |name: &str| kinds.iter().position(|(n, _, _)| *n == name).and_then(|i| record.get(i));
     match table.name {
         "ties" if field("from_id") == field("to_id") => Some((Reason::SelfTie, Some("to_id"))),
         "consents" => {
-            let date = |name| field(name).and_then(|f| std::str::from_utf8(f).ok()).and_then(parse_date);
+            let date =
+                |name| field(name).and_then(|f| std::str::from_utf8(f).ok()).and_then(parse_date);
             match (date("granted"), date("revoked")) {
                 (Some(granted), Some(revoked)) if revoked < granted => {
                     Some((Reason::RevokedBeforeGranted, Some("revoked")))
@@ -210,5 +211,10 @@ fn check_row(
 
 fn csv_error(path: &Path, error: &csv::Error) -> Error {
     let line = error.position().map(csv::Position::line);
-    Error::Input { file: path.to_owned(), line, column: None, problem: format!("unreadable CSV: {error}") }
+    Error::Input {
+        file: path.to_owned(),
+        line,
+        column: None,
+        problem: format!("unreadable CSV: {error}"),
+    }
 }

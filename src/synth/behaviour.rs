@@ -10,17 +10,17 @@
 //! estimate overstates `peer` — the trap the model stage must avoid. Influence runs over the
 //! true network, consented or not, as it does in life.
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rayon::prelude::*;
 
-use super::dirty::{Dirt, TableTag};
+use super::dirty::TableTag;
 use super::network::Network;
-use super::output::{Chunk, DateTable, Row, TableWriter};
+use super::output::{Chunk, Row, TableWriter};
 use super::params::{DOMAINS, KINDS, Params};
-use super::population::Population;
 use super::rng::{BLOCK, Stream, block_rng};
+use super::tables::TableContext;
 use crate::error::Result;
 use crate::intake::contract::{DECISIONS, Domain};
 
@@ -29,19 +29,6 @@ use crate::intake::contract::{DECISIONS, Domain};
 struct Tally {
     healthy: u8,
     total: u8,
-}
-
-/// Everything a block needs to simulate one week, shared read-only.
-pub(crate) struct WeekContext<'a> {
-    pub(crate) params: &'a Params,
-    pub(crate) seed: u64,
-    pub(crate) population: &'a Population,
-    pub(crate) network: &'a Network,
-    pub(crate) ids: &'a [[u8; 9]],
-    pub(crate) quarantined: &'a [bool],
-    pub(crate) dirt: Dirt,
-    pub(crate) dates: &'a DateTable,
-    pub(crate) start: NaiveDate,
 }
 
 /// Per-domain value distributions, built once.
@@ -53,10 +40,6 @@ struct Draws {
 
 impl Draws {
     fn new(params: &Params) -> Draws {
-        // A log-normal with this mu has the given mean; sigma sets the spread.
-        let with_mean = |mean: f64, sigma: f64| {
-            LogNormal::new(mean.ln() - sigma * sigma / 2.0, sigma).expect("valid parameters")
-        };
         const MINUTES: [f64; DOMAINS] = [20.0, 45.0, 30.0, 15.0, 60.0, 10.0, 30.0, 40.0];
         // (share of decisions that cost nothing, mean cost when they do), per domain.
         const COST: [(f64, f64); DOMAINS] = [
@@ -69,6 +52,10 @@ impl Draws {
             (0.7, 6.0),
             (0.6, 10.0),
         ];
+        // A log-normal with this mu has the given mean; sigma sets the spread.
+        let with_mean = |mean: f64, sigma: f64| {
+            LogNormal::new(mean.ln() - sigma * sigma / 2.0, sigma).expect("valid parameters")
+        };
         let mut cumulative = [0.0; DOMAINS];
         let total: f64 = params.domain_weights.iter().sum();
         let mut running = 0.0;
@@ -98,10 +85,10 @@ pub(crate) struct DecisionShape {
     pub(crate) max_per_person: u32,
 }
 
-/// Simulates a burn-in week and then `weeks` written weeks, streaming rows to `writer`.
+/// Simulates a burn-in week and then `ctx.weeks` written weeks, streaming rows to `writer`.
 pub(crate) fn simulate(
-    ctx: &WeekContext<'_>,
-    weeks: u32,
+    ctx: &TableContext<'_>,
+    network: &Network,
     writer: &mut TableWriter,
     mut on_week: impl FnMut(u32),
 ) -> Result<DecisionShape> {
@@ -114,14 +101,14 @@ pub(crate) fn simulate(
     let mut per_domain = [0u64; DOMAINS];
 
     // Week 0 is a burn-in that gives the first written week an exposure to react to.
-    for week in 0..=weeks {
+    for week in 0..=ctx.weeks {
         let written = week > 0;
         let chunks: Vec<(Chunk, u64, [u64; DOMAINS])> = this
             .par_chunks_mut(BLOCK * DOMAINS)
             .zip(per_person.par_chunks_mut(BLOCK))
             .enumerate()
             .map(|(block, (tallies, counts))| {
-                simulate_block(ctx, &draws, &last, week, written, block, tallies, counts)
+                simulate_block(ctx, network, &draws, &last, week, written, block, tallies, counts)
             })
             .collect();
         if written {
@@ -148,7 +135,8 @@ pub(crate) fn simulate(
 
 #[allow(clippy::too_many_arguments, reason = "one block's share of a week's shared state")]
 fn simulate_block(
-    ctx: &WeekContext<'_>,
+    ctx: &TableContext<'_>,
+    network: &Network,
     draws: &Draws,
     last: &[Tally],
     week: u32,
@@ -174,7 +162,7 @@ fn simulate_block(
         if count == 0 {
             continue;
         }
-        let exposure = exposure(ctx.network, last, index);
+        let exposure = exposure(network, last, index);
 
         for j in 0..count {
             let d = draws.domain(&mut rng);
@@ -258,6 +246,7 @@ fn exposure(network: &Network, last: &[Tally], person: usize) -> [[Option<f64>; 
 }
 
 /// The circumstances of one decision and their summed effect on the healthy chance.
+#[expect(clippy::struct_excessive_bools, reason = "mirrors the contract's 0/1 columns")]
 struct Decision {
     schedule_conflict: bool,
     planned_ahead: bool,

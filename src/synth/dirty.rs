@@ -173,8 +173,8 @@ impl Dirt {
             Mutation::Set(value) => fields[target.expect("column exists")] = value.into(),
             Mutation::UnknownId => fields[target.expect("column exists")] = unknown_id(hash),
             Mutation::CopyFrom(source) => {
-                fields[target.expect("column exists")] =
-                    fields[position(source).expect("column exists")].clone();
+                let value = fields[position(source).expect("column exists")].clone();
+                fields[target.expect("column exists")] = value;
             }
             Mutation::Long => fields[target.expect("column exists")] = long_field(),
             Mutation::DropLast => {

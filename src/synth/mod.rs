@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::error::{Error, IoContext, Result};
 use crate::intake::contract::{CONSENTS, DECISIONS, PEOPLE, Scope, TIES};
 use crate::progress::Progress;
-use behaviour::{DecisionShape, WeekContext};
+use behaviour::DecisionShape;
 use network::NetworkShape;
 use output::{DateTable, ExpectedQuarantine, TableWriter};
 use params::{Named, Params, by_domain, by_kind};
@@ -53,16 +53,16 @@ pub struct SynthConfig {
     pub weeks: u32,
 }
 
+/// Monday 2026-01-05, the default first day of the decision period.
+pub const DEFAULT_START: NaiveDate = match NaiveDate::from_ymd_opt(2026, 1, 5) {
+    Some(date) => date,
+    None => panic!("2026-01-05 is a valid date"),
+};
+
 impl SynthConfig {
     /// The default period starts on Monday 2026-01-05 and lasts eight weeks.
     pub fn new(people: usize, seed: u64) -> SynthConfig {
-        SynthConfig {
-            people,
-            seed,
-            dirty_rate: 0.0,
-            start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid constant date"),
-            weeks: 8,
-        }
+        SynthConfig { people, seed, dirty_rate: 0.0, start: DEFAULT_START, weeks: 8 }
     }
 
     fn check(&self) -> Result<()> {
@@ -79,7 +79,10 @@ impl SynthConfig {
             )));
         }
         if self.weeks == 0 || self.weeks > 104 {
-            return Err(Error::usage(format!("`--weeks` must lie between 1 and 104, got {}", self.weeks)));
+            return Err(Error::usage(format!(
+                "`--weeks` must lie between 1 and 104, got {}",
+                self.weeks
+            )));
         }
         Ok(())
     }
@@ -184,9 +187,11 @@ pub fn generate(config: &SynthConfig, out: &Path, progress: &Progress) -> Result
     );
 
     let identities = Identities::new(seed, config.start);
-    let ids: Vec<[u8; 9]> = (0..n as u64).into_par_iter().map(|i| identities.source_id(i)).collect();
+    let ids: Vec<[u8; 9]> =
+        (0..n as u64).into_par_iter().map(|i| identities.source_id(i)).collect();
     let dirt = dirty::Dirt::new(seed, config.dirty_rate);
-    let quarantined: Vec<bool> = (0..n as u32).into_par_iter().map(|p| dirt.person(p).is_some()).collect();
+    let quarantined: Vec<bool> =
+        (0..n as u32).into_par_iter().map(|p| dirt.person(p).is_some()).collect();
     let end = config.start + Duration::days(i64::from(config.weeks) * 7 - 1);
     let dates = DateTable::new(identities.first_dob, config.start + Duration::days(800));
 
@@ -202,31 +207,96 @@ pub fn generate(config: &SynthConfig, out: &Path, progress: &Progress) -> Result
         start: config.start,
         weeks: config.weeks,
     };
-    let bar = progress.bar("synth", u64::from(config.weeks) + 3);
+    let written = write_tables(&ctx, &network, out, *progress)?;
+    let summary = written.summary;
+
+    write_truth_people(out, &population, &ids)?;
+    let truth = Truth {
+        kith_version: env!("CARGO_PKG_VERSION"),
+        seed,
+        people: n,
+        period: Period {
+            start: config.start.to_string(),
+            end: end.to_string(),
+            weeks: config.weeks,
+        },
+        rows: &summary,
+        dirty_rate: config.dirty_rate,
+        communities: population
+            .communities
+            .iter()
+            .map(|c| CommunityTruth { name: &c.name, people: c.people.len() as u32 })
+            .collect(),
+        clusters: ClusterTruth {
+            count: population.clusters.len(),
+            mean_size: n as f64 / population.clusters.len().max(1) as f64,
+            file: "truth_people.csv",
+        },
+        network: network::shape(&network, &population),
+        consent: ConsentTruth {
+            active: Scope::ALL.iter().map(|s| (s.as_str(), written.active[s.index()])).collect(),
+            rates: Scope::ALL.iter().map(|s| (s.as_str(), params.scope_rates[s.index()])).collect(),
+            revocation_rate: params.revocation_rate,
+            no_consent_share: params.no_consent_share,
+        },
+        decisions: written.decisions,
+        effects: EffectTruth {
+            model: "linear probability: P(healthy) = base[domain] + orientation + factor effects \
+                    + sum over tie kinds of peer[kind] * (last week's same-domain exposure - \
+                    centre), clamped to [0.02, 0.98]; effects in percentage points",
+            base_rate: by_domain(&params.base_rate),
+            factors_pp: params.factor_table().into_iter().map(|(f, v)| (f, by_domain(v))).collect(),
+            peer_pp_per_unit_exposure: by_kind(&params.peer_effect),
+            exposure_centre: params.exposure_centre,
+            orientation_sd_cluster: params.orientation_sd_cluster,
+            orientation_sd_person: params.orientation_sd_person,
+        },
+        planted: &params,
+        expected_quarantine: written.expected,
+    };
+    write_json(&out.join("truth.json"), &truth)?;
+
+    tracing::info!(
+        people = summary.people,
+        ties = summary.ties,
+        consents = summary.consents,
+        decisions = summary.decisions,
+        defects = summary.defects,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "synthetic export written"
+    );
+    Ok(summary)
+}
+
+/// What writing the four tables produced.
+struct Written {
+    summary: SynthSummary,
+    active: [u64; 3],
+    decisions: DecisionShape,
+    expected: Vec<ExpectedQuarantine>,
+}
+
+/// Streams the four tables, people first, and gathers their counts and planted defects.
+fn write_tables(
+    ctx: &TableContext<'_>,
+    network: &network::Network,
+    out: &Path,
+    progress: Progress,
+) -> Result<Written> {
+    let bar = progress.bar("synth", u64::from(ctx.weeks) + 3);
 
     let mut people = TableWriter::create(out, PEOPLE)?;
-    tables::write_people(&ctx, &mut people)?;
+    tables::write_people(ctx, &mut people)?;
     bar.inc(1);
     let mut ties = TableWriter::create(out, TIES)?;
-    tables::write_ties(&ctx, &network, &mut ties)?;
+    tables::write_ties(ctx, network, &mut ties)?;
     bar.inc(1);
     let mut consents = TableWriter::create(out, CONSENTS)?;
-    let active = tables::write_consents(&ctx, &mut consents)?;
+    let active = tables::write_consents(ctx, &mut consents)?;
     bar.inc(1);
 
-    let week_ctx = WeekContext {
-        params: &params,
-        seed,
-        population: &population,
-        network: &network,
-        ids: &ids,
-        quarantined: &quarantined,
-        dirt,
-        dates: &dates,
-        start: config.start,
-    };
     let mut decisions = TableWriter::create(out, DECISIONS)?;
-    let decision_shape = behaviour::simulate(&week_ctx, config.weeks, &mut decisions, |_| bar.inc(1))?;
+    let decision_shape = behaviour::simulate(ctx, network, &mut decisions, |_| bar.inc(1))?;
     bar.finish_and_clear();
 
     let mut summary = SynthSummary::default();
@@ -243,58 +313,7 @@ pub fn generate(config: &SynthConfig, out: &Path, progress: &Progress) -> Result
     }
     summary.defects = expected.len() as u64;
 
-    write_truth_people(out, &population, &ids)?;
-    let truth = Truth {
-        kith_version: env!("CARGO_PKG_VERSION"),
-        seed,
-        people: n,
-        period: Period { start: config.start.to_string(), end: end.to_string(), weeks: config.weeks },
-        rows: &summary,
-        dirty_rate: config.dirty_rate,
-        communities: population
-            .communities
-            .iter()
-            .map(|c| CommunityTruth { name: &c.name, people: c.people.len() as u32 })
-            .collect(),
-        clusters: ClusterTruth {
-            count: population.clusters.len(),
-            mean_size: n as f64 / population.clusters.len().max(1) as f64,
-            file: "truth_people.csv",
-        },
-        network: network::shape(&network, &population),
-        consent: ConsentTruth {
-            active: Scope::ALL.iter().map(|s| (s.as_str(), active[s.index()])).collect(),
-            rates: Scope::ALL.iter().map(|s| (s.as_str(), params.scope_rates[s.index()])).collect(),
-            revocation_rate: params.revocation_rate,
-            no_consent_share: params.no_consent_share,
-        },
-        decisions: decision_shape,
-        effects: EffectTruth {
-            model: "linear probability: P(healthy) = base[domain] + orientation + factor effects \
-                    + sum over tie kinds of peer[kind] * (last week's same-domain exposure - \
-                    centre), clamped to [0.02, 0.98]; effects in percentage points",
-            base_rate: by_domain(&params.base_rate),
-            factors_pp: params.factor_table().into_iter().map(|(f, v)| (f, by_domain(v))).collect(),
-            peer_pp_per_unit_exposure: by_kind(&params.peer_effect),
-            exposure_centre: params.exposure_centre,
-            orientation_sd_cluster: params.orientation_sd_cluster,
-            orientation_sd_person: params.orientation_sd_person,
-        },
-        planted: &params,
-        expected_quarantine: expected,
-    };
-    write_json(&out.join("truth.json"), &truth)?;
-
-    tracing::info!(
-        people = summary.people,
-        ties = summary.ties,
-        consents = summary.consents,
-        decisions = summary.decisions,
-        defects = summary.defects,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "synthetic export written"
-    );
-    Ok(summary)
+    Ok(Written { summary, active, decisions: decision_shape, expected })
 }
 
 /// The files `generate` writes, for callers that list or clean them.
@@ -305,7 +324,11 @@ pub fn output_files(out: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn write_truth_people(out: &Path, population: &population::Population, ids: &[[u8; 9]]) -> Result<()> {
+fn write_truth_people(
+    out: &Path,
+    population: &population::Population,
+    ids: &[[u8; 9]],
+) -> Result<()> {
     let path = out.join("truth_people.csv");
     let file = std::fs::File::create(&path).at("creating", &path)?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);

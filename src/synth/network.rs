@@ -142,7 +142,12 @@ fn pick(rng: &mut impl Rng, range: &std::ops::Range<u32>) -> u32 {
 }
 
 /// Household, relative, workplace, friendship, neighbour and other nominations of one block.
-fn first_nominations(params: &Params, seed: u64, population: &Population, block: usize) -> Vec<u64> {
+fn first_nominations(
+    params: &Params,
+    seed: u64,
+    population: &Population,
+    block: usize,
+) -> Vec<u64> {
     let mut rng = block_rng(seed, Stream::Ties, 0, block);
     let start = block * BLOCK;
     let end = (start + BLOCK).min(population.len());
@@ -164,8 +169,11 @@ fn first_nominations(params: &Params, seed: u64, population: &Population, block:
                 continue;
             }
             let spouses = couple && me < household.start + 2 && other < household.start + 2;
-            let (kind, weight) =
-                if spouses { (TieKind::Spouse, 4) } else { (TieKind::Family, rng.random_range(3..=4)) };
+            let (kind, weight) = if spouses {
+                (TieKind::Spouse, 4)
+            } else {
+                (TieKind::Family, rng.random_range(3..=4))
+            };
             out.push(pack(me, other, kind, weight));
         }
 
@@ -195,7 +203,8 @@ fn first_nominations(params: &Params, seed: u64, population: &Population, block:
         }
 
         for _ in 0..poisson(&mut rng, params.neighbors_mean) {
-            let scope = if rng.random_bool(params.neighbors_in_cluster) { cluster } else { community };
+            let scope =
+                if rng.random_bool(params.neighbors_in_cluster) { cluster } else { community };
             out.push(pack(me, pick(&mut rng, scope), TieKind::Neighbor, rng.random_range(1..=2)));
         }
 
@@ -223,12 +232,15 @@ fn closure_nominations(
     let mut friends_of_friend = Vec::new();
 
     for me in start..end {
-        let wanted = poisson(&mut rng, params.closure_mean * f64::from(population.people[me].activity));
+        let wanted =
+            poisson(&mut rng, params.closure_mean * f64::from(population.people[me].activity));
         if wanted == 0 {
             continue;
         }
         friends.clear();
-        friends.extend(first.range(me).filter(|&s| first.kinds[s] == friend).map(|s| first.targets[s]));
+        friends.extend(
+            first.range(me).filter(|&s| first.kinds[s] == friend).map(|s| first.targets[s]),
+        );
         if friends.is_empty() {
             continue;
         }
@@ -238,7 +250,9 @@ fn closure_nominations(
             friends_of_friend.extend(
                 first.range(via).filter(|&s| first.kinds[s] == friend).map(|s| first.targets[s]),
             );
-            if let Some(&other) = friends_of_friend.get(rng.random_range(0..friends_of_friend.len().max(1))) {
+            if let Some(&other) =
+                friends_of_friend.get(rng.random_range(0..friends_of_friend.len().max(1)))
+            {
                 out.push(pack(me as u32, other, TieKind::Friend, rng.random_range(1..=4)));
             }
         }

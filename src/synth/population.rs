@@ -211,7 +211,11 @@ fn cluster_shifts(params: &Params, rng: &mut impl Rng, count: usize) -> Vec<f32>
 
 /// Each cluster has a home workplace in its community where many of its members work; that
 /// is what makes coworker ties partly follow friendship circles.
-fn home_workplaces(communities: &[Community], cluster_community: &[u32], rng: &mut impl Rng) -> Vec<u32> {
+fn home_workplaces(
+    communities: &[Community],
+    cluster_community: &[u32],
+    rng: &mut impl Rng,
+) -> Vec<u32> {
     cluster_community
         .iter()
         .map(|&c| {
@@ -251,6 +255,8 @@ impl PersonDraws {
         home_workplace: u32,
         workplace_count: u32,
     ) {
+        // Cumulative shares of F, M, X, U and a blank cell.
+        const SEX: [(f64, u8); 5] = [(0.49, 0), (0.96, 1), (0.97, 2), (0.98, 3), (1.0, 4)];
         let p = &self.params;
         person.orientation = cluster_shift + self.orientation.sample(rng) as f32;
         person.activity = self.activity.sample(rng) as f32;
@@ -270,7 +276,6 @@ impl PersonDraws {
         };
         person.shift_worker = person.workplace != NO_WORKPLACE && rng.random_bool(0.2);
 
-        const SEX: [(f64, u8); 5] = [(0.49, 0), (0.96, 1), (0.97, 2), (0.98, 3), (1.0, 4)];
         let u: f64 = rng.random();
         person.sex = SEX.iter().find(|(q, _)| u < *q).map_or(4, |(_, s)| *s);
     }

@@ -2,7 +2,7 @@
 //!
 //! Every random stream is derived from the user's seed, a stream label and a block number, so
 //! the output does not depend on how rayon schedules the blocks: the same seed gives the same
-//! bytes on one core or sixteen. ChaCha8 is used because its output is specified and stable
+//! bytes on one core or sixteen. `ChaCha8` is used because its output is specified and stable
 //! across `rand` releases, unlike `SmallRng`. Single coin flips that must agree between passes
 //! (does this tie get reciprocated?) use a keyed mix of the pair instead of a stream.
 
@@ -25,7 +25,7 @@ pub(crate) enum Stream {
     Dirty = 7,
 }
 
-/// SplitMix64's finaliser: a bijective, well-mixed 64-bit hash.
+/// The `SplitMix64` finaliser: a bijective, well-mixed 64-bit hash.
 pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -2,7 +2,7 @@
 //!
 //! Identity pairs and `source_id`s come from bijections of the person index ([`Scramble`]), so
 //! they are unique by construction — drawing them at random would give a million people
-//! thousands of shared (dob, ssn_last4) pairs, which intake rightly quarantines — and need no
+//! thousands of shared (`dob`, `ssn_last4`) pairs, which intake rightly quarantines — and need no
 //! lookup table. Extra rows for identity defects take indices past the population, which the
 //! same bijections keep distinct from every real person.
 
@@ -155,7 +155,8 @@ fn person_row(
     let mut extra_field = false;
     match defect {
         Some(PersonDefect::BadDob) => {
-            dob_text = [&b"1985-02-30"[..], b"31/12/1980", b"19800101"][(person % 3) as usize].into();
+            dob_text =
+                [&b"1985-02-30"[..], b"31/12/1980", b"19800101"][(person % 3) as usize].into();
         }
         Some(PersonDefect::DobInFuture) => {
             dob_text = ctx.dates.get(ctx.start + Duration::days(400)).to_vec();

@@ -94,7 +94,8 @@ impl Default for Policy {
 }
 
 /// The commented `kith.toml` that `kith init` writes; `{steward}` is replaced by the user.
-pub const POLICY_TEMPLATE: &str = r#"# kith workspace policy. The steward edits this file; every command reads it.
+pub const POLICY_TEMPLATE: &str = r#"# kith workspace policy.
+# The steward edits this file; every command reads it.
 # Changing a bound changes what later releases mean: note the change in the audit log.
 
 [privacy]

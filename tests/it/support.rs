@@ -8,7 +8,7 @@ use kith::progress::Progress;
 use kith::synth::{SynthConfig, SynthSummary, generate};
 
 /// Generates an export into a fresh temporary folder.
-pub fn synth(people: usize, seed: u64, dirty: f64) -> (tempfile::TempDir, SynthSummary) {
+pub(crate) fn synth(people: usize, seed: u64, dirty: f64) -> (tempfile::TempDir, SynthSummary) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let mut config = SynthConfig::new(people, seed);
     config.dirty_rate = dirty;
@@ -17,7 +17,7 @@ pub fn synth(people: usize, seed: u64, dirty: f64) -> (tempfile::TempDir, SynthS
 }
 
 /// Reads a CSV table into rows of named fields.
-pub fn read_table(path: &Path) -> Vec<HashMap<String, String>> {
+pub(crate) fn read_table(path: &Path) -> Vec<HashMap<String, String>> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).expect("readable");
     let headers = reader.headers().expect("header").clone();
     reader
@@ -30,19 +30,19 @@ pub fn read_table(path: &Path) -> Vec<HashMap<String, String>> {
 }
 
 /// Reads `truth.json`.
-pub fn truth(dir: &Path) -> serde_json::Value {
+pub(crate) fn truth(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("truth.json")).expect("truth.json");
     serde_json::from_str(&text).expect("valid JSON")
 }
 
 /// A `kith` command with logs quietened.
-pub fn kith() -> Command {
+pub(crate) fn kith() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kith"));
     command.env_remove("KITH_WORKSPACE").env("RUST_LOG", "error");
     command
 }
 
 /// The files an export folder holds, in a fixed order.
-pub fn export_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn export_files(dir: &Path) -> Vec<PathBuf> {
     kith::synth::output_files(dir)
 }

@@ -112,14 +112,13 @@ fn planted_network_and_consent_figures_land_near_their_targets() {
 
     // Consent: network scope active for about 0.97 * 0.85 * 0.94 of people.
     let consents = read_table(&dir.path().join("consents.csv"));
-    let active_network = consents
-        .iter()
-        .filter(|c| c["scope"] == "network" && c["revoked"].is_empty())
-        .count() as f64
-        / people_count as f64;
+    let active_network =
+        consents.iter().filter(|c| c["scope"] == "network" && c["revoked"].is_empty()).count()
+            as f64
+            / people_count as f64;
     assert!((active_network - 0.775).abs() < 0.02, "active network consent {active_network}");
-    let revoked = consents.iter().filter(|c| !c["revoked"].is_empty()).count() as f64
-        / consents.len() as f64;
+    let revoked =
+        consents.iter().filter(|c| !c["revoked"].is_empty()).count() as f64 / consents.len() as f64;
     assert!((revoked - 0.06).abs() < 0.01, "revocation share {revoked}");
 
     // Decisions: about three per person-week over eight weeks.
@@ -148,7 +147,9 @@ fn planted_effects_are_visible_in_the_decisions() {
     let truth_people = read_table(&dir.path().join("truth_people.csv"));
     let mut by_cluster: HashMap<&str, Vec<f64>> = HashMap::new();
     for person in &truth_people {
-        by_cluster.entry(person["cluster"].as_str()).or_default()
+        by_cluster
+            .entry(person["cluster"].as_str())
+            .or_default()
             .push(person["orientation"].parse().unwrap());
     }
     let means: Vec<f64> =
@@ -168,8 +169,13 @@ fn every_planted_defect_is_recorded_where_the_contract_check_finds_it() {
     let row_level = |reason: &str| {
         !matches!(
             reason,
-            "person_quarantined" | "duplicate_tie" | "unknown_tie_end" | "unknown_person"
-                | "duplicate_source_id" | "shared_identity" | "dob_in_future"
+            "person_quarantined"
+                | "duplicate_tie"
+                | "unknown_tie_end"
+                | "unknown_person"
+                | "duplicate_source_id"
+                | "shared_identity"
+                | "dob_in_future"
         )
     };
     let checks = check_export(dir.path(), usize::MAX).unwrap();
@@ -180,7 +186,11 @@ fn every_planted_defect_is_recorded_where_the_contract_check_finds_it() {
     let planted: HashSet<(&str, u64, &str)> = expected
         .iter()
         .map(|e| {
-            (e["table"].as_str().unwrap(), e["line"].as_u64().unwrap(), e["reason"].as_str().unwrap())
+            (
+                e["table"].as_str().unwrap(),
+                e["line"].as_u64().unwrap(),
+                e["reason"].as_str().unwrap(),
+            )
         })
         .filter(|(_, _, reason)| row_level(reason))
         .collect();
