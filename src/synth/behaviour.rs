@@ -151,6 +151,7 @@ fn simulate_block(
     let mut healthy_count = 0u64;
     let mut per_domain = [0u64; DOMAINS];
     let mut row = Vec::with_capacity(96);
+    let columns = column_names();
     let week_start = ctx.start + Duration::days(i64::from(week.saturating_sub(1)) * 7);
     tallies.fill(Tally::default());
 
@@ -204,7 +205,7 @@ fn simulate_block(
                 chunk.push_quarantined(&row);
             } else {
                 let key = (u64::from(week) << 40) | ((index as u64) << 8) | u64::from(j.min(255));
-                ctx.dirt.write_row(TableTag::Decisions, key, &column_names(), &row, &mut chunk);
+                ctx.dirt.write_row(TableTag::Decisions, key, &columns, &row, &mut chunk);
             }
         }
     }
