@@ -23,6 +23,8 @@ pub enum ExitStatus {
     /// The workspace or the machine was not in a usable state: missing workspace, unsafe
     /// permissions, a full disk.
     Environment = 5,
+    /// A tamper-evident file (the audit log) failed its check.
+    Integrity = 6,
     /// A bug in kith.
     Internal = 70,
 }
@@ -82,6 +84,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A tamper-evident file failed verification: it was altered, truncated or forged.
+    #[error("{}{}: {problem}", file.display(), location(*line, None))]
+    Integrity {
+        /// The file that failed.
+        file: PathBuf,
+        /// The first bad line, where one is to blame.
+        line: Option<u64>,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// The request is valid but kith does not support it yet.
     #[error("not supported: {message}")]
     NotSupported {
@@ -129,6 +142,7 @@ impl Error {
             Error::Input { .. } => ExitStatus::BadInput,
             Error::Policy { .. } => ExitStatus::PolicyRefusal,
             Error::Workspace { .. } | Error::Io { .. } => ExitStatus::Environment,
+            Error::Integrity { .. } => ExitStatus::Integrity,
             Error::Privacy { .. } | Error::NotSupported { .. } | Error::Internal { .. } => {
                 ExitStatus::Internal
             }

@@ -4,6 +4,7 @@
 //! Modules in pipeline order:
 //!
 //! - [`workspace`]: the steward's folder — policy, secret key, one folder per stage.
+//! - [`audit`]: roles, the permission table and the hash-chained audit log.
 //! - [`synth`]: synthetic exports with planted truth, for tests, benchmarks and demos.
 //! - [`intake`]: the input data contract, and checking an export against it.
 //! - [`error`], [`logging`], [`progress`]: the error type, diagnostics and progress bars every
@@ -13,6 +14,7 @@
 //! The graph, model, privacy, release, report and query stages are specified in
 //! `docs/architecture.md` and land in that order; until then the CLI does not offer them.
 
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod intake;

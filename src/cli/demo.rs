@@ -39,6 +39,9 @@ fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
     let checks = check_export(sample, super::check::SHOWN_PROBLEMS)?;
     print_checks(&checks, out)?;
 
+    let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;
+    out.line(format!("3. audit log: {} line(s), chain and MACs verified", verified.lines))?;
+
     out.line("stages still to come: ingest, graph, model, release, report, query")?;
     let problems: u64 = checks.iter().map(TableCheck::problem_rows).sum();
     Ok(if problems == 0 { ExitStatus::Success } else { ExitStatus::Partial })

@@ -4,14 +4,17 @@
 //! Commands print results to standard output through [`output::Output`] and diagnostics
 //! through `tracing`; the binary maps the returned [`ExitStatus`] or error to the exit code.
 
+mod audit;
 mod check;
 mod demo;
 pub mod output;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::{Audited, Caller, Done, Operation};
 use crate::error::{ExitStatus, Result};
 use crate::logging::LogFormat;
 use crate::progress::Progress;
@@ -28,7 +31,7 @@ use output::Output;
 #[command(name = "kith", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit codes: 0 success, 1 finished with quarantined rows, 2 usage \
                         error, 3 input refused, 4 refused by policy, 5 workspace or system \
-                        problem, 70 internal error.")]
+                        problem, 6 audit log failed verification, 70 internal error.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -106,11 +109,42 @@ pub enum Command {
         dir: PathBuf,
     },
 
+    /// Check or list the workspace's audit log (steward).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+
     /// Run every stage built so far on the bundled sample, in a throw-away workspace.
     Demo {
         /// The sample export to use.
         #[arg(long, default_value = "data-samples/program", value_name = "DIR")]
         sample: PathBuf,
+    },
+}
+
+/// What to do with the audit log.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Check every line's MAC, the hash chain and the head; name the first bad line.
+    ///
+    /// Exits 6 when the log was altered, truncated, reordered or extended by anything but
+    /// kith. Prints the last line's SHA-256: keep it elsewhere to detect a rollback.
+    Verify,
+
+    /// List entries, oldest first.
+    Show {
+        /// Only entries of this operating-system user.
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+
+        /// Only entries of this operation (`init`, `audit-show`, `ingest`, ...).
+        #[arg(long, value_name = "NAME")]
+        command: Option<String>,
+
+        /// Only entries on or after this day (UTC, ISO date).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<chrono::NaiveDate>,
     },
 }
 
@@ -156,6 +190,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let root = dir.unwrap_or_else(|| global.workspace_dir());
             let steward = current_user()?;
             let workspace = Workspace::init(&root, &steward)?;
+            let caller = Caller::new(steward.clone(), &workspace.policy().roles);
+            let args = BTreeMap::from([("dir".to_owned(), root.display().to_string())]);
+            let audited = Audited::new(caller, Operation::Init, args);
+            let done = Done { outputs: vec![root.join("kith.toml")], ..Done::ok() };
+            audited.finish(&workspace, Ok(done))?;
             out.line(format!("created workspace {}", workspace.root().display()))?;
             out.line(format!("steward: {steward}; policy: {}", root.join("kith.toml").display()))?;
             Ok(ExitStatus::Success)
@@ -182,13 +221,71 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Check { dir } => check::run(&dir, &mut out),
         Command::Demo { sample } => demo::run(&sample, &mut out),
+        Command::Audit { action: AuditAction::Verify } => {
+            in_workspace(global, Operation::AuditVerify, BTreeMap::new(), |workspace| {
+                audit::verify(workspace, &mut out)
+            })
+        }
+        Command::Audit { action: AuditAction::Show { user, command, since } } => {
+            let mut args = BTreeMap::new();
+            for (name, value) in [("user", &user), ("command", &command)] {
+                if let Some(value) = value {
+                    args.insert(name.to_owned(), value.clone());
+                }
+            }
+            if let Some(since) = since {
+                args.insert("since".to_owned(), since.to_string());
+            }
+            let filter = audit::ShowFilter { user, command, since };
+            in_workspace(global, Operation::AuditShow, args, |workspace| {
+                audit::show(workspace, &filter, &mut out)
+            })
+        }
+    }
+}
+
+/// Opens the workspace, checks the caller's role, runs `body` and records the outcome in the
+/// audit log. A refused command runs nothing; its refusal is still recorded.
+fn in_workspace(
+    global: &GlobalArgs,
+    operation: Operation,
+    args: BTreeMap<String, String>,
+    body: impl FnOnce(&Workspace) -> Result<Done>,
+) -> Result<ExitStatus> {
+    let workspace = Workspace::open(&global.workspace_dir())?;
+    let caller = Caller::new(caller_name(workspace.root())?, &workspace.policy().roles);
+    let audited = Audited::new(caller, operation, args);
+    let outcome = audited.authorize().and_then(|()| body(&workspace));
+    audited.finish(&workspace, outcome)
+}
+
+/// The user a workspace command runs for.
+///
+/// Normally the process's real user. When the workspace owner's account runs kith through
+/// `sudo` on behalf of another user (the way analysts and researchers reach an owner-only
+/// workspace), `SUDO_UID` names that user. It is honoured only when the process runs as the
+/// workspace's owner, who could read everything anyway, so setting it gains nobody access.
+pub fn caller_name(root: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+
+    let uid = nix::unistd::getuid();
+    let owner = std::fs::metadata(root).map_err(|e| crate::Error::io("reading", root, e))?.uid();
+    let delegated = std::env::var("SUDO_UID").ok().and_then(|v| v.parse::<u32>().ok());
+    match delegated {
+        Some(other) if uid.as_raw() == owner && other != owner => {
+            user_name(nix::unistd::Uid::from_raw(other))
+        }
+        _ => user_name(uid),
     }
 }
 
 /// The operating-system user running kith, from the process's real user ID (not `$USER`,
 /// which anyone can set).
 pub fn current_user() -> Result<String> {
-    let uid = nix::unistd::getuid();
+    user_name(nix::unistd::getuid())
+}
+
+fn user_name(uid: nix::unistd::Uid) -> Result<String> {
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(user)) => Ok(user.name),
         Ok(None) => Ok(format!("uid-{uid}")),

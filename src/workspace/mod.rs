@@ -61,6 +61,7 @@ impl Workspace {
             create_private_dir(&root.join(folder), false)?;
         }
         write_private_file(&root.join(POLICY_FILE), Policy::render_template(steward).as_bytes())?;
+        crate::audit::AuditLog::at(&root.join("audit")).create()?;
 
         tracing::info!(folders = FOLDERS.len(), "workspace created");
         Workspace::open(root)
@@ -110,6 +111,29 @@ fn create_private_dir(path: &Path, allow_existing: bool) -> Result<()> {
         Ok(()) => Ok(()),
         Err(error) => Err(Error::io("creating folder", path, error)),
     }
+}
+
+/// Replaces a file atomically: writes an owner-only temporary file beside it, flushes it,
+/// renames it over the target and flushes the folder, so readers see the old or the new
+/// content, never a mix, even after a crash.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let folder = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)
+        .at("creating", &temporary)?;
+    file.write_all(bytes).at("writing", &temporary)?;
+    file.sync_all().at("flushing", &temporary)?;
+    std::fs::rename(&temporary, path).at("replacing", path)?;
+    std::fs::File::open(folder).and_then(|dir| dir.sync_all()).at("flushing folder", folder)
 }
 
 /// Writes a new owner-only file and flushes it to disk.

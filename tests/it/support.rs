@@ -38,7 +38,11 @@ pub(crate) fn truth(dir: &Path) -> serde_json::Value {
 /// A `kith` command with logs quietened.
 pub(crate) fn kith() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kith"));
-    command.env_remove("KITH_WORKSPACE").env("RUST_LOG", "error");
+    command
+        .env_remove("KITH_WORKSPACE")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_USER")
+        .env("RUST_LOG", "error");
     command
 }
 
