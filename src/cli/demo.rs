@@ -9,7 +9,6 @@ use super::check::print_checks;
 use super::output::Output;
 use crate::error::{ExitStatus, IoContext, Result};
 use crate::intake::check::{TableCheck, check_export};
-use crate::workspace::Workspace;
 
 pub(super) fn run(sample: &Path, out: &mut Output) -> Result<ExitStatus> {
     // A fresh, randomly named folder: a predictable name in a shared temporary folder could
@@ -23,7 +22,7 @@ pub(super) fn run(sample: &Path, out: &mut Output) -> Result<ExitStatus> {
 }
 
 fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
-    let workspace = Workspace::init(root, &super::current_user()?)?;
+    let workspace = super::init_workspace(root, &super::current_user()?)?;
     let policy = &workspace.policy().privacy;
     out.line(format!("1. workspace created at {} (removed afterwards)", root.display()))?;
     out.line(format!(

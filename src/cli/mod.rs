@@ -189,12 +189,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Init { dir } => {
             let root = dir.unwrap_or_else(|| global.workspace_dir());
             let steward = current_user()?;
-            let workspace = Workspace::init(&root, &steward)?;
-            let caller = Caller::new(steward.clone(), &workspace.policy().roles);
-            let args = BTreeMap::from([("dir".to_owned(), root.display().to_string())]);
-            let audited = Audited::new(caller, Operation::Init, args);
-            let done = Done { outputs: vec![root.join("kith.toml")], ..Done::ok() };
-            audited.finish(&workspace, Ok(done))?;
+            let workspace = init_workspace(&root, &steward)?;
             out.line(format!("created workspace {}", workspace.root().display()))?;
             out.line(format!("steward: {steward}; policy: {}", root.join("kith.toml").display()))?;
             Ok(ExitStatus::Success)
@@ -242,6 +237,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             })
         }
     }
+}
+
+/// Creates a workspace and records its creation as the first audit line.
+fn init_workspace(root: &Path, steward: &str) -> Result<Workspace> {
+    let workspace = Workspace::init(root, steward)?;
+    let caller = Caller::new(steward.to_owned(), &workspace.policy().roles);
+    let args = BTreeMap::from([("dir".to_owned(), root.display().to_string())]);
+    let done = Done { outputs: vec![root.join("kith.toml")], ..Done::ok() };
+    Audited::new(caller, Operation::Init, args).finish(&workspace, Ok(done))?;
+    Ok(workspace)
 }
 
 /// Opens the workspace, checks the caller's role, runs `body` and records the outcome in the

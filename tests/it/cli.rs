@@ -111,6 +111,7 @@ fn demo_runs_on_the_bundled_sample() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("workspace created"), "{stdout}");
     assert!(stdout.contains("decisions"), "{stdout}");
+    assert!(stdout.contains("audit log: 1 line(s), chain and MACs verified"), "{stdout}");
 }
 
 #[test]
