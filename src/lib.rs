@@ -6,7 +6,8 @@
 //! - [`workspace`]: the steward's folder — policy, secret key, one folder per stage.
 //! - [`audit`]: roles, the permission table and the hash-chained audit log.
 //! - [`synth`]: synthetic exports with planted truth, for tests, benchmarks and demos.
-//! - [`intake`]: the input data contract, and checking an export against it.
+//! - [`intake`]: the input data contract, validation, pseudonymisation, consent and the
+//!   vault's snapshots.
 //! - [`error`], [`logging`], [`progress`]: the error type, diagnostics and progress bars every
 //!   stage shares.
 //! - [`cli`]: the `kith` command line.
@@ -17,6 +18,7 @@
 pub mod audit;
 pub mod cli;
 pub mod error;
+pub mod fault;
 pub mod intake;
 pub mod logging;
 pub mod progress;

@@ -36,4 +36,18 @@ impl Progress {
         bar.set_prefix(stage);
         bar
     }
+
+    /// A bar over `total` bytes of input labelled `stage`, with throughput.
+    pub fn bytes(&self, stage: &'static str, total: u64) -> ProgressBar {
+        if !self.visible {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let template = "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}";
+        let style = ProgressStyle::with_template(template)
+            .map_or_else(|_| ProgressStyle::default_bar(), |s| s.progress_chars("=> "));
+        bar.set_style(style);
+        bar.set_prefix(stage);
+        bar
+    }
 }

@@ -7,6 +7,7 @@
 mod audit;
 mod check;
 mod demo;
+mod ingest;
 pub mod output;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::{Audited, Caller, Done, Operation};
 use crate::error::{ExitStatus, Result};
+use crate::intake;
 use crate::logging::LogFormat;
 use crate::progress::Progress;
 use crate::synth::{self, SynthConfig};
@@ -103,11 +105,25 @@ pub enum Command {
     ///
     /// Reads each table's header and rows and reports, per table, how many rows break the
     /// contract and why. Checks that need the whole export (duplicate people, unknown tie
-    /// ends, consent) belong to `kith ingest`, which is not built yet.
+    /// ends, consent, a birth date after the export date) belong to `kith ingest`.
     Check {
-        /// The export folder (`people.csv`, `ties.csv`, `consents.csv`, `decisions.csv`).
+        /// The export folder (each table as `.csv`, `.csv.gz` or `.parquet`).
         dir: PathBuf,
     },
+
+    /// Ingest an export into a new vault snapshot (steward).
+    ///
+    /// Validates every row, replaces identities by random person IDs, applies consent as of
+    /// the export date, and writes a snapshot atomically with a manifest; rows that break the
+    /// contract go to `quarantine/SNAPSHOT.csv`. Re-ingesting an identical export writes
+    /// nothing. Exits 1 when rows were quarantined and 3 when the export is refused whole.
+    Ingest(IngestArgs),
+
+    /// Rotate the workspace's secret key (steward).
+    ///
+    /// Adds a new key generation and re-indexes the identity map under it; every person keeps
+    /// their ID. Finishes a rotation that a crash interrupted.
+    RotateKey,
 
     /// Check or list the workspace's audit log (steward).
     Audit {
@@ -146,6 +162,18 @@ pub enum AuditAction {
         #[arg(long, value_name = "DATE", value_parser = parse_date)]
         since: Option<chrono::NaiveDate>,
     },
+}
+
+/// Options of `kith ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The export folder: `people`, `ties`, `consents` and `decisions`, each as `.csv`,
+    /// `.csv.gz` or `.parquet`.
+    pub dir: PathBuf,
+
+    /// The day consent is judged on (ISO date); defaults to the newest date in the export.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 /// Options of `kith synth`.
@@ -215,6 +243,20 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             Ok(ExitStatus::Success)
         }
         Command::Check { dir } => check::run(&dir, &mut out),
+        Command::Ingest(args) => {
+            let mut audit_args = BTreeMap::from([("dir".to_owned(), args.dir.display().to_string())]);
+            if let Some(day) = args.as_of {
+                audit_args.insert("as_of".to_owned(), day.to_string());
+            }
+            let options = intake::IngestOptions { export: args.dir, as_of: args.as_of };
+            let progress = global.progress();
+            in_workspace(global, Operation::Ingest, audit_args, |workspace| {
+                ingest::run(workspace, &options, &progress, &mut out)
+            })
+        }
+        Command::RotateKey => in_workspace(global, Operation::RotateKey, BTreeMap::new(), |ws| {
+            ingest::rotate(ws, &mut out)
+        }),
         Command::Demo { sample } => demo::run(&sample, &mut out),
         Command::Audit { action: AuditAction::Verify } => {
             in_workspace(global, Operation::AuditVerify, BTreeMap::new(), |workspace| {
@@ -259,9 +301,20 @@ fn in_workspace(
 ) -> Result<ExitStatus> {
     let workspace = Workspace::open(&global.workspace_dir())?;
     let caller = Caller::new(caller_name(workspace.root())?, &workspace.policy().roles);
+    audited(&workspace, caller, operation, args, body)
+}
+
+/// Checks `caller`'s role, runs `body` and records the outcome in the audit log.
+fn audited(
+    workspace: &Workspace,
+    caller: Caller,
+    operation: Operation,
+    args: BTreeMap<String, String>,
+    body: impl FnOnce(&Workspace) -> Result<Done>,
+) -> Result<ExitStatus> {
     let audited = Audited::new(caller, operation, args);
-    let outcome = audited.authorize().and_then(|()| body(&workspace));
-    audited.finish(&workspace, outcome)
+    let outcome = audited.authorize().and_then(|()| body(workspace));
+    audited.finish(workspace, outcome)
 }
 
 /// The user a workspace command runs for.

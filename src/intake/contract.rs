@@ -5,7 +5,7 @@
 //! inference: inference turns `ssn_last4` `0042` into the number 42 and rejects a whole batch
 //! for one bad date, where the contract wants the bad row set aside with its reason.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 /// What a column holds, and so how one of its fields is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +259,21 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     if !shape_ok {
         return None;
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    let digits = |range: std::ops::Range<usize>| {
+        bytes[range].iter().fold(0u32, |value, b| value * 10 + u32::from(b - b'0'))
+    };
+    NaiveDate::from_ymd_opt(digits(0..4) as i32, digits(5..7), digits(8..10))
+}
+
+/// Days from 1970-01-01 to `date` (Arrow's `Date32`).
+pub fn epoch_days(date: NaiveDate) -> i32 {
+    // 719_163 is the day number of 1970-01-01 counted from 0001-01-01 as day 1.
+    date.num_days_from_ce() - 719_163
+}
+
+/// The date `days` after 1970-01-01.
+pub fn from_epoch_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(719_163)?)
 }
 
 impl ColumnKind {
@@ -267,46 +281,50 @@ impl ColumnKind {
     ///
     /// Checks that need other fields or other rows (a date of birth in the future, duplicate
     /// ties, unknown people) belong to intake's row and table passes, not here.
-    #[expect(clippy::float_cmp, reason = "a flag is exactly 0 or 1; nothing is computed")]
     pub fn check(self, field: &str) -> Result<(), Reason> {
+        self.value(field).map(|_| ())
+    }
+
+    /// Checks one non-empty field and returns its value as a number: the number itself for
+    /// numeric kinds, days since 1970-01-01 for dates, 0 for text kinds.
+    #[expect(clippy::float_cmp, reason = "a flag is exactly 0 or 1; nothing is computed")]
+    pub fn value(self, field: &str) -> Result<f64, Reason> {
         if field.len() > MAX_FIELD_BYTES {
             return Err(Reason::FieldTooLong);
         }
-        let ok = match self {
-            ColumnKind::Text => return Ok(()),
-            ColumnKind::Date => return parse_date(field).map(|_| ()).ok_or(Reason::BadDate),
-            ColumnKind::SsnLast4 => {
-                return if field.len() == 4 && field.bytes().all(|b| b.is_ascii_digit()) {
-                    Ok(())
-                } else {
-                    Err(Reason::BadSsnLast4)
-                };
+        let known = |found: bool, reason: Reason| if found { Ok(0.0) } else { Err(reason) };
+        match self {
+            ColumnKind::Text => Ok(0.0),
+            ColumnKind::Date => {
+                parse_date(field).map(|date| f64::from(epoch_days(date))).ok_or(Reason::BadDate)
             }
-            ColumnKind::Sex => Sex::parse(field).is_some(),
-            ColumnKind::TieKind => {
-                return TieKind::parse(field).map(|_| ()).ok_or(Reason::UnknownKind);
-            }
-            ColumnKind::Scope => {
-                return Scope::parse(field).map(|_| ()).ok_or(Reason::UnknownScope);
-            }
-            ColumnKind::Domain => {
-                return Domain::parse(field).map(|_| ()).ok_or(Reason::UnknownDomain);
-            }
-            ColumnKind::Flag => return check_number(field, |v| v == 0.0 || v == 1.0),
-            ColumnKind::Weight => return check_number(field, |v| v > 0.0 && v <= 1.0),
-            ColumnKind::NonNegative => return check_number(field, |v| v >= 0.0),
-        };
-        if ok { Ok(()) } else { Err(Reason::BadValue) }
+            ColumnKind::SsnLast4 => known(
+                field.len() == 4 && field.bytes().all(|b| b.is_ascii_digit()),
+                Reason::BadSsnLast4,
+            ),
+            ColumnKind::Sex => known(Sex::parse(field).is_some(), Reason::BadValue),
+            ColumnKind::TieKind => known(TieKind::parse(field).is_some(), Reason::UnknownKind),
+            ColumnKind::Scope => known(Scope::parse(field).is_some(), Reason::UnknownScope),
+            ColumnKind::Domain => known(Domain::parse(field).is_some(), Reason::UnknownDomain),
+            // The two spellings nearly every export uses skip the float parser.
+            ColumnKind::Flag => match field {
+                "0" => Ok(0.0),
+                "1" => Ok(1.0),
+                _ => number(field, |v| v == 0.0 || v == 1.0),
+            },
+            ColumnKind::Weight => number(field, |v| v > 0.0 && v <= 1.0),
+            ColumnKind::NonNegative => number(field, |v| v >= 0.0),
+        }
     }
 }
 
 /// A field that is not a finite number is a bad value; a number outside `in_range` is out of
 /// range. Keeping the two apart tells the steward whether the export or the program is at fault.
-fn check_number(field: &str, in_range: impl Fn(f64) -> bool) -> Result<(), Reason> {
+fn number(field: &str, in_range: impl Fn(f64) -> bool) -> Result<f64, Reason> {
     match field.parse::<f64>() {
         Ok(value) if value.is_finite() => {
             if in_range(value) {
-                Ok(())
+                Ok(value)
             } else {
                 Err(Reason::OutOfRange)
             }
@@ -326,6 +344,13 @@ mod tests {
         {
             assert!(parse_date(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn epoch_days_round_trip() {
+        let date = parse_date("2026-01-05").unwrap();
+        assert_eq!(epoch_days(parse_date("1970-01-02").unwrap()), 1);
+        assert_eq!(from_epoch_days(epoch_days(date)), Some(date));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The workspace's secret key: 32 bytes from the operating system's random source.
+//! The workspace's secret keys: 32 bytes each from the operating system's random source.
 //!
-//! The key indexes the identity map by keyed HMAC; whoever holds it can test guesses of a
-//! person's identity pair, so the file is created owner-only and kith refuses to use a key
-//! that others can read. The bytes never appear in output, logs or errors: [`SecretKey`]'s
-//! `Debug` prints a placeholder.
+//! The workspace key file is a [`KeyRing`]: one key per generation, oldest first, appended by
+//! `kith rotate-key`. The ring indexes the identity map by chained keyed HMAC; whoever holds it
+//! can test guesses of a person's identity pair, so the file is created owner-only and kith
+//! refuses to use a key that others can read. The bytes never appear in output, logs or
+//! errors: the `Debug` forms print a placeholder.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -53,23 +54,81 @@ impl SecretKey {
 
     /// Reads the key, refusing a file that group or others can access.
     pub fn read(path: &Path) -> Result<SecretKey> {
-        let metadata = std::fs::metadata(path).at("reading key file", path)?;
-        let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::Workspace {
-                path: path.to_owned(),
-                problem: format!("the secret key is readable by others (mode {mode:o})"),
-                hint: Some(format!("run `chmod 600 {}` and consider rotating it", path.display())),
-            });
-        }
-
-        let bytes = std::fs::read(path).at("reading key file", path)?;
+        let bytes = read_private(path)?;
         let bytes: [u8; KEY_LEN] = bytes.try_into().map_err(|bytes: Vec<u8>| Error::Workspace {
             path: path.to_owned(),
             problem: format!("the key file holds {} bytes, expected {KEY_LEN}", bytes.len()),
             hint: Some("restore the key from the steward's backup".into()),
         })?;
         Ok(SecretKey(bytes))
+    }
+}
+
+/// Reads a key file after checking that only its owner can access it.
+fn read_private(path: &Path) -> Result<Vec<u8>> {
+    let metadata = std::fs::metadata(path).at("reading key file", path)?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::Workspace {
+            path: path.to_owned(),
+            problem: format!("the secret key is readable by others (mode {mode:o})"),
+            hint: Some(format!("run `chmod 600 {}` and consider rotating it", path.display())),
+        });
+    }
+    std::fs::read(path).at("reading key file", path)
+}
+
+/// Every generation of the workspace key, oldest first; the last is the current one.
+///
+/// Older generations stay because the identity map is indexed through all of them in turn
+/// (see `intake::identity`): rotation wraps the index under the new key instead of needing
+/// the identity pairs again, which kith never keeps.
+pub struct KeyRing(Vec<SecretKey>);
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing(<{} redacted generations>)", self.0.len())
+    }
+}
+
+impl KeyRing {
+    /// Reads a ring of one or more keys, refusing a file that group or others can access.
+    pub fn read(path: &Path) -> Result<KeyRing> {
+        let bytes = read_private(path)?;
+        if bytes.is_empty() || bytes.len() % KEY_LEN != 0 {
+            return Err(Error::Workspace {
+                path: path.to_owned(),
+                problem: format!(
+                    "the key file holds {} bytes, not a whole number of {KEY_LEN}-byte keys",
+                    bytes.len()
+                ),
+                hint: Some("restore the key file from the steward's backup".into()),
+            });
+        }
+        let keys = bytes
+            .chunks_exact(KEY_LEN)
+            .map(|chunk| SecretKey(chunk.try_into().expect("chunks have KEY_LEN bytes")))
+            .collect();
+        Ok(KeyRing(keys))
+    }
+
+    /// The generations, oldest first.
+    pub fn generations(&self) -> &[SecretKey] {
+        &self.0
+    }
+
+    /// The current (newest) key.
+    pub fn current(&self) -> &SecretKey {
+        self.0.last().expect("a ring holds at least one key")
+    }
+
+    /// Appends a fresh key and replaces the file atomically, so a crash leaves the old ring
+    /// or the new one.
+    pub fn rotate(mut self, path: &Path) -> Result<KeyRing> {
+        self.0.push(SecretKey::generate()?);
+        let bytes: Vec<u8> = self.0.iter().flat_map(|key| key.0).collect();
+        super::replace_private_file(path, &bytes)?;
+        Ok(self)
     }
 }
 
@@ -106,6 +165,25 @@ mod tests {
     fn debug_never_shows_the_bytes() {
         let key = SecretKey::generate().unwrap();
         assert_eq!(format!("{key:?}"), "SecretKey(<redacted>)");
+    }
+
+    #[test]
+    fn ring_rotation_appends_and_keeps_older_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let first = SecretKey::generate().unwrap();
+        first.write_new(&path).unwrap();
+
+        let ring = KeyRing::read(&path).unwrap().rotate(&path).unwrap();
+        let reread = KeyRing::read(&path).unwrap();
+        assert_eq!(reread.generations().len(), 2);
+        assert_eq!(reread.generations()[0].expose(), first.expose());
+        assert_eq!(reread.current().expose(), ring.current().expose());
+        assert_ne!(reread.current().expose(), first.expose());
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+        std::fs::write(&path, [0u8; 40]).unwrap();
+        assert!(KeyRing::read(&path).unwrap_err().to_string().contains("whole number"));
     }
 
     #[test]

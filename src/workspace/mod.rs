@@ -12,7 +12,7 @@ use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-pub use key::{KEY_LEN, SecretKey};
+pub use key::{KEY_LEN, KeyRing, SecretKey};
 pub use policy::{POLICY_TEMPLATE, Policy, PrivacyPolicy, Roles, ValueBounds};
 
 use crate::error::{Error, IoContext, Result};
@@ -78,7 +78,7 @@ impl Workspace {
             });
         }
         let policy = Policy::load(&policy_path)?;
-        SecretKey::read(&root.join(KEY_FILE))?;
+        KeyRing::read(&root.join(KEY_FILE))?;
         Ok(Workspace { root: root.to_owned(), policy })
     }
 
@@ -92,9 +92,14 @@ impl Workspace {
         &self.policy
     }
 
-    /// Reads the secret key; callers hold it only as long as they need it.
-    pub fn secret_key(&self) -> Result<SecretKey> {
-        SecretKey::read(&self.root.join(KEY_FILE))
+    /// Reads every generation of the secret key; callers hold it only as long as they need it.
+    pub fn key_ring(&self) -> Result<KeyRing> {
+        KeyRing::read(&self.root.join(KEY_FILE))
+    }
+
+    /// Path of the key file, for rotation.
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join(KEY_FILE)
     }
 
     /// The folder owned by one stage, one of [`FOLDERS`].
