@@ -260,13 +260,15 @@ impl Judge<'_> {
         outcome
     }
 
-    fn set_aside(&self, outcome: &mut Outcome, line: u32, person: u32, column: &'static str, reason: Reason) {
-        outcome.count.quarantine(reason);
+    /// Sets a row aside for naming a quarantined person. No column is blamed: the row itself
+    /// is sound, and a tie may name the person at either end.
+    fn set_aside(&self, outcome: &mut Outcome, line: u32, person: u32) {
+        outcome.count.quarantine(Reason::PersonQuarantined);
         outcome.quarantined.push(Quarantined {
             line: u64::from(line),
             source_id: self.people.source_id(person as usize).map(Into::into),
-            column: Some(column),
-            reason,
+            column: None,
+            reason: Reason::PersonQuarantined,
         });
     }
 
@@ -288,7 +290,7 @@ impl Judge<'_> {
             for (row, &person) in piece.person.iter().enumerate() {
                 if self.quarantined(person) {
                     let line = piece.common.lines[row];
-                    self.set_aside(&mut outcome, line, person, "source_id", Reason::PersonQuarantined);
+                    self.set_aside(&mut outcome, line, person);
                     mask.push(false);
                 } else {
                     let stored = self.status[person as usize] == Status::Stored;
@@ -308,7 +310,7 @@ impl Judge<'_> {
             for (row, &person) in piece.person.iter().enumerate() {
                 if self.quarantined(person) {
                     let line = piece.common.lines[row];
-                    self.set_aside(&mut outcome, line, person, "source_id", Reason::PersonQuarantined);
+                    self.set_aside(&mut outcome, line, person);
                     mask.push(false);
                 } else {
                     let allowed = self.has(person, Scope::Reports) || self.has(person, Scope::Research);
@@ -329,8 +331,7 @@ impl Judge<'_> {
             for row in 0..piece.from.len() {
                 let (from, to, line) = (piece.from[row], piece.to[row], piece.common.lines[row]);
                 if self.quarantined(from) || self.quarantined(to) {
-                    let column = if self.quarantined(from) { "from_id" } else { "to_id" };
-                    self.set_aside(&mut outcome, line, from, column, Reason::PersonQuarantined);
+                    self.set_aside(&mut outcome, line, from);
                     mask.push(false);
                 } else if duplicates.contains(&(number as u32, row as u32)) {
                     outcome.count.quarantine(Reason::DuplicateTie);
