@@ -92,9 +92,13 @@ fn the_permission_table_is_the_documented_matrix() {
 fn every_workspace_command_under_every_role() {
     let dir = workspace();
     let root = dir.path();
-    let commands: [(&[&str], Operation); 2] = [
+    let (export, _) = synth(200, 5, 0.0);
+    let export = export.path().to_str().unwrap().to_owned();
+    let commands: [(&[&str], Operation); 4] = [
         (&["audit", "verify"], Operation::AuditVerify),
         (&["audit", "show"], Operation::AuditShow),
+        (&["ingest", &export], Operation::Ingest),
+        (&["rotate-key"], Operation::RotateKey),
     ];
     let callers = [
         (None, Some(Role::Steward)),

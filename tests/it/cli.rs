@@ -110,8 +110,9 @@ fn demo_runs_on_the_bundled_sample() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
     assert!(stdout.contains("workspace created"), "{stdout}");
+    assert!(stdout.contains("snapshot snapshot-000001 written"), "{stdout}");
     assert!(stdout.contains("decisions"), "{stdout}");
-    assert!(stdout.contains("audit log: 1 line(s), chain and MACs verified"), "{stdout}");
+    assert!(stdout.contains("audit log: 2 line(s), chain and MACs verified"), "{stdout}");
 }
 
 #[test]

@@ -2,5 +2,9 @@
 
 mod access;
 mod cli;
+mod intake_cases;
+mod intake_crash;
+mod intake_privacy;
+mod intake_props;
 mod support;
 mod synth;

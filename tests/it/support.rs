@@ -29,6 +29,19 @@ pub(crate) fn read_table(path: &Path) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
+/// Parses CSV text into rows of named fields.
+pub(crate) fn read_table_text(text: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.expect("record");
+            headers.iter().zip(record.iter()).map(|(h, v)| (h.to_owned(), v.to_owned())).collect()
+        })
+        .collect()
+}
+
 /// Reads `truth.json`.
 pub(crate) fn truth(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("truth.json")).expect("truth.json");
