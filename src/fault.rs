@@ -11,13 +11,14 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
-fn plan() -> &'static Option<(bool, String)> {
+fn plan() -> Option<&'static (bool, String)> {
     static PLAN: OnceLock<Option<(bool, String)>> = OnceLock::new();
     PLAN.get_or_init(|| {
         let value = std::env::var("KITH_FAULT").ok()?;
         let (mode, step) = value.split_once(':')?;
         Some((mode == "crash", step.to_owned()))
     })
+    .as_ref()
 }
 
 /// Fails or dies here if the test asked for it.

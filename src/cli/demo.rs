@@ -42,7 +42,7 @@ fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
     let caller = Caller::new(super::current_user()?, &workspace.policy().roles);
     let args = BTreeMap::from([("dir".to_owned(), sample.display().to_string())]);
     let status = super::audited(&workspace, caller, Operation::Ingest, args, |workspace| {
-        super::ingest::run(workspace, &options, &Progress::hidden(), out)
+        super::ingest::run(workspace, &options, Progress::hidden(), out)
     })?;
 
     let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;

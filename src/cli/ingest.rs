@@ -11,7 +11,7 @@ use crate::workspace::Workspace;
 pub(super) fn run(
     workspace: &Workspace,
     options: &IngestOptions,
-    progress: &Progress,
+    progress: Progress,
     out: &mut Output,
 ) -> Result<Done> {
     let report = intake::ingest(workspace, options, progress)?;

@@ -244,14 +244,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Check { dir } => check::run(&dir, &mut out),
         Command::Ingest(args) => {
-            let mut audit_args = BTreeMap::from([("dir".to_owned(), args.dir.display().to_string())]);
+            let mut audit_args =
+                BTreeMap::from([("dir".to_owned(), args.dir.display().to_string())]);
             if let Some(day) = args.as_of {
                 audit_args.insert("as_of".to_owned(), day.to_string());
             }
             let options = intake::IngestOptions { export: args.dir, as_of: args.as_of };
             let progress = global.progress();
             in_workspace(global, Operation::Ingest, audit_args, |workspace| {
-                ingest::run(workspace, &options, &progress, &mut out)
+                ingest::run(workspace, &options, progress, &mut out)
             })
         }
         Command::RotateKey => in_workspace(global, Operation::RotateKey, BTreeMap::new(), |ws| {

@@ -102,3 +102,55 @@ pub fn check_table(
     source.for_each_row(&whole, visit, &|_| {})?;
     Ok(check)
 }
+
+/// Checks CSV bytes of one table, storing nothing: the row validation on its own, for the
+/// fuzz target (`fuzz/fuzz_targets/row_validation.rs`) and for callers without files.
+pub fn check_csv_bytes(table: &'static Table, bytes: &[u8], keep: usize) -> Result<TableCheck> {
+    let path = Path::new("<bytes>");
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let header = reader.byte_headers().map_err(|error| csv_error(path, &error))?.clone();
+    let layout = rows::Layout::from_header(path, table, header.iter(), Some(1))?;
+    let mut check = TableCheck {
+        table: table.name,
+        file: path.to_owned(),
+        rows: 0,
+        reasons: BTreeMap::new(),
+        problems: Vec::new(),
+    };
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).map_err(|error| csv_error(path, &error))? {
+        check.rows += 1;
+        if let Err((reason, column)) = rows::verdict(&layout, &record) {
+            *check.reasons.entry(reason.as_str()).or_default() += 1;
+            if check.problems.len() < keep {
+                let line = record.position().map_or(0, csv::Position::line);
+                check.problems.push(RowProblem { line, column, reason });
+            }
+        }
+    }
+    Ok(check)
+}
+
+fn csv_error(path: &Path, error: &csv::Error) -> Error {
+    Error::Input {
+        file: path.to_owned(),
+        line: error.position().map(csv::Position::line),
+        column: None,
+        problem: format!("unreadable CSV: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::contract::TIES;
+
+    #[test]
+    fn bytes_are_checked_like_files() {
+        let bytes = b"from_id,to_id,kind,weight,since\nA,B,friend,,\nA,A,friend,,\nA,B,pal,,\n";
+        let check = check_csv_bytes(&TIES, bytes, 10).unwrap();
+        assert_eq!(check.rows, 3);
+        let found: Vec<_> = check.problems.iter().map(|p| (p.line, p.reason.as_str())).collect();
+        assert_eq!(found, [(3, "self_tie"), (4, "unknown_kind")]);
+    }
+}

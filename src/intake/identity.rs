@@ -64,7 +64,9 @@ impl Indexer {
     fn labelled(&self, label: &[u8], parts: &[&[u8]]) -> Index {
         let mut mac = self.keys[0].clone();
         mac.update(label);
-        parts.iter().for_each(|part| mac.update(part));
+        for part in parts {
+            mac.update(part);
+        }
         let first: Index = mac.finalize().into_bytes().into();
         self.keys[1..].iter().fold(first, |index, key| wrap(key, &index))
     }
@@ -144,14 +146,11 @@ impl IdentityMap {
 
         let mut ids = Vec::with_capacity(indexes.len());
         for (index, known) in indexes.iter().zip(found) {
-            let id = match known {
-                Some(id) => id,
-                None => {
-                    let id = fresh.next().expect("one fresh ID per missing index");
-                    self.entries.push((*index, id));
-                    id
-                }
-            };
+            let id = known.unwrap_or_else(|| {
+                let id = fresh.next().expect("one fresh ID per missing index");
+                self.entries.push((*index, id));
+                id
+            });
             ids.push(id);
         }
         self.entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -259,8 +258,8 @@ mod tests {
 
         let mut map = IdentityMap::load(&map_path, &ring).unwrap();
         let indexer = Indexer::new(&ring, map.generations());
-        let indexes: Vec<Index> = pairs.iter().map(|&(d, s)| indexer.pair(d, s)).collect();
-        let (ids, new) = map.assign(&indexes).unwrap();
+        let first: Vec<Index> = pairs.iter().map(|&(d, s)| indexer.pair(d, s)).collect();
+        let (ids, new) = map.assign(&first).unwrap();
         assert_eq!(new, 3);
         assert!(ids.iter().all(|id| *id > 0));
         map.save(&map_path).unwrap();
@@ -274,7 +273,7 @@ mod tests {
         assert_eq!(map.generations(), 2);
         let indexer = Indexer::new(&ring, map.generations());
         let rotated: Vec<Index> = pairs.iter().map(|&(d, s)| indexer.pair(d, s)).collect();
-        assert_ne!(rotated, indexes, "rotation changes every index");
+        assert_ne!(rotated, first, "rotation changes every index");
         assert_eq!(map.assign(&rotated).unwrap(), (ids, 0));
     }
 
@@ -283,8 +282,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ring, _) = ring(dir.path());
         let path = dir.path().join("map.bin");
-        let mut map = IdentityMap::default();
-        map.generations = 1;
+        let mut map = IdentityMap { generations: 1, entries: Vec::new() };
         map.assign(&[Indexer::new(&ring, 1).pair(1, *b"1234")]).unwrap();
         map.save(&path).unwrap();
 

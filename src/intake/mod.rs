@@ -66,7 +66,11 @@ pub struct IngestReport {
 /// An input error when the export is refused as a whole (a missing table, an unknown or
 /// identifier-like column, unreadable files); nothing is written then. Workspace and I/O
 /// errors leave the previous snapshot as it was.
-pub fn ingest(workspace: &Workspace, options: &IngestOptions, progress: &Progress) -> Result<IngestReport> {
+pub fn ingest(
+    workspace: &Workspace,
+    options: &IngestOptions,
+    progress: Progress,
+) -> Result<IngestReport> {
     let vault_dir = workspace.folder("vault");
     let _lock = VaultLock::acquire(&vault_dir)?;
 
@@ -111,17 +115,21 @@ pub fn ingest(workspace: &Workspace, options: &IngestOptions, progress: &Progres
             None => (epoch_days(chrono::Utc::now().date_naive()), "today: the export has no dates"),
         },
     };
-    let (resolved, ties, consents, decisions) =
+    let (resolved, (ties, consents, decisions)) =
         resolve::resolve(&people, &index, (ties, consents, decisions), as_of, &mut map, &indexer)?;
     for (table, outcome) in table_outcomes(&resolved) {
         if !outcome.count.balances() {
-            return Err(Error::internal(format!("the `{table}` rows do not add up: {:?}", outcome.count)));
+            return Err(Error::internal(format!(
+                "the `{table}` rows do not add up: {:?}",
+                outcome.count
+            )));
         }
     }
 
     let name = vault::next_name(&vault_dir)?;
     let staging = Staging::create(&vault_dir)?;
-    let tables = write_tables(&staging, &people, &resolved, (&ties, &consents, &decisions), progress)?;
+    let tables =
+        write_tables(&staging, &people, &resolved, (&ties, &consents, &decisions), progress)?;
 
     fault::point("quarantine")?;
     let quarantine_path = workspace.folder("quarantine").join(format!("{name}.csv"));
@@ -165,7 +173,7 @@ pub fn ingest(workspace: &Workspace, options: &IngestOptions, progress: &Progres
 
 /// Locates, maps and hashes each table of the export. Headers are checked before anything is
 /// hashed, so a refused export costs little.
-fn scan_export(dir: &Path, progress: &Progress) -> Result<[(TableSource, rows::Layout); 4]> {
+fn scan_export(dir: &Path, progress: Progress) -> Result<[(TableSource, rows::Layout); 4]> {
     if !dir.is_dir() {
         return Err(Error::Input {
             file: dir.to_owned(),
@@ -189,7 +197,8 @@ fn scan_export(dir: &Path, progress: &Progress) -> Result<[(TableSource, rows::L
         layouts.push(unscanned.layout()?);
     }
 
-    let total = located.iter().map(|(path, _)| std::fs::metadata(path).map_or(0, |m| m.len())).sum();
+    let total =
+        located.iter().map(|(path, _)| std::fs::metadata(path).map_or(0, |m| m.len())).sum();
     let bar = progress.bytes("hashing", total);
     let on_bytes = |bytes: u64| bar.inc(bytes);
     let mut scanned = Vec::with_capacity(4);
@@ -224,12 +233,10 @@ fn unchanged(vault_dir: &Path, ingest_key: &str) -> Result<Option<IngestReport>>
     let Some(newest) = vault::snapshots(vault_dir)?.pop() else { return Ok(None) };
     let snapshot_dir = vault_dir.join(&newest);
     let manifest = vault::read_manifest(&snapshot_dir)?;
-    Ok((manifest.ingest_key == ingest_key).then(|| IngestReport {
-        snapshot: newest,
-        snapshot_dir,
-        created: false,
-        manifest,
-    }))
+    if manifest.ingest_key != ingest_key {
+        return Ok(None);
+    }
+    Ok(Some(IngestReport { snapshot: newest, snapshot_dir, created: false, manifest }))
 }
 
 fn table_outcomes(resolved: &resolve::Resolved) -> [(&'static str, &resolve::Outcome); 4] {
@@ -268,7 +275,7 @@ fn write_tables(
     people: &parse::People,
     resolved: &resolve::Resolved,
     (ties, consents, decisions): (&[TiePiece], &[ConsentPiece], &[DecisionPiece]),
-    progress: &Progress,
+    progress: Progress,
 ) -> Result<Vec<vault::StoredTable>> {
     fault::point("parts")?;
     let mut parts: Vec<(&str, usize, Part<'_>)> = vec![("people", 0, Part::People)];

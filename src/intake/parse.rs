@@ -130,8 +130,10 @@ impl People {
                 self.dob.push(person.dob);
                 self.ssn_last4.push(person.ssn_last4);
                 self.community.push(self.communities.number(person.community));
-                self.workplace.push(person.workplace.map_or(NO_TEXT, |w| self.workplaces.number(w)));
-                self.household.push(person.household.map_or(NO_TEXT, |h| self.households.number(h)));
+                self.workplace
+                    .push(person.workplace.map_or(NO_TEXT, |w| self.workplaces.number(w)));
+                self.household
+                    .push(person.household.map_or(NO_TEXT, |h| self.households.number(h)));
                 self.sex.push(person.sex.map_or(NO_SEX, |sex| sex.index() as u8));
             }
             Err(defect) => {
@@ -148,7 +150,11 @@ impl People {
 }
 
 /// Reads the people table, one piece after another.
-pub fn read_people(source: &TableSource, layout: &Layout, on_bytes: &dyn Fn(u64)) -> Result<People> {
+pub fn read_people(
+    source: &TableSource,
+    layout: &Layout,
+    on_bytes: &dyn Fn(u64),
+) -> Result<People> {
     let mut people = People::default();
     for piece in &source.pieces {
         source.for_each_row(piece, |line, row| people.push(line, layout, &row), on_bytes)?;
@@ -174,7 +180,9 @@ impl<'p> PeopleIndex<'p> {
             HashMap::with_capacity_and_hasher(people.len(), RandomState::default());
         for row in 0..people.len() {
             if let Some(source_id) = people.source_id(row) {
-                rows.entry(source_id).and_modify(|(_, count)| *count += 1).or_insert((row as u32, 1));
+                rows.entry(source_id)
+                    .and_modify(|(_, count)| *count += 1)
+                    .or_insert((row as u32, 1));
             }
         }
         PeopleIndex { rows }
@@ -280,7 +288,12 @@ pub trait TablePiece: Default + Send {
     fn push(&mut self, line: u64, layout: &Layout, row: &impl RawRow, index: &PeopleIndex<'_>);
 }
 
-fn unknown(index: &PeopleIndex<'_>, source_id: &str, column: &'static str, reason: Reason) -> Result<u32, Defect> {
+fn unknown(
+    index: &PeopleIndex<'_>,
+    source_id: &str,
+    column: &'static str,
+    reason: Reason,
+) -> Result<u32, Defect> {
     index.row(source_id).ok_or((reason, Some(column)))
 }
 

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use super::contract::{Reason, Scope, from_epoch_days};
 use super::identity::{IdentityMap, Index, Indexer};
-use super::parse::{ConsentPiece, DecisionPiece, NO_DATE, People, PeopleIndex, Quarantined, TiePiece};
+use super::parse::{
+    ConsentPiece, DecisionPiece, NO_DATE, People, PeopleIndex, Quarantined, TiePiece,
+};
 use crate::error::Result;
 
 /// Rows of one table by outcome. `read = stored + quarantined + excluded` always holds.
@@ -98,7 +100,11 @@ pub struct Resolved {
 }
 
 /// The newest date any decoded row carries, the default export date.
-pub fn newest_date(ties: &[TiePiece], consents: &[ConsentPiece], decisions: &[DecisionPiece]) -> Option<i32> {
+pub fn newest_date(
+    ties: &[TiePiece],
+    consents: &[ConsentPiece],
+    decisions: &[DecisionPiece],
+) -> Option<i32> {
     let commons = ties
         .iter()
         .map(|p| &p.common)
@@ -110,25 +116,26 @@ pub fn newest_date(ties: &[TiePiece], consents: &[ConsentPiece], decisions: &[De
 /// Household labels are coded under this label so a code never equals an identity index.
 const HOUSEHOLD_LABEL: &[u8] = b"kith/household/v1\0";
 
+/// The decoded non-people tables, handed through `resolve` unchanged.
+pub type Decoded = (Vec<TiePiece>, Vec<ConsentPiece>, Vec<DecisionPiece>);
+
 /// Applies every whole-export rule, assigning person IDs through `map`.
 pub fn resolve(
     people: &People,
     index: &PeopleIndex<'_>,
-    tables: (Vec<TiePiece>, Vec<ConsentPiece>, Vec<DecisionPiece>),
+    tables: Decoded,
     as_of: i32,
     map: &mut IdentityMap,
     indexer: &Indexer,
-) -> Result<(Resolved, Vec<TiePiece>, Vec<ConsentPiece>, Vec<DecisionPiece>)> {
+) -> Result<(Resolved, Decoded)> {
     let (ties, consents, decisions) = tables;
     let (mut status, mut people_outcome) = people_rules(people, index, as_of);
 
     let valid: Vec<usize> =
         (0..people.len()).filter(|&row| status[row] != Status::Quarantined).collect();
-    let indexes: Vec<Index> = valid
-        .par_iter()
-        .map(|&row| indexer.pair(people.dob[row], people.ssn_last4[row]))
-        .collect();
-    let (assigned, new_people) = map.assign(&indexes)?;
+    let pair_indexes: Vec<Index> =
+        valid.par_iter().map(|&row| indexer.pair(people.dob[row], people.ssn_last4[row])).collect();
+    let (assigned, new_people) = map.assign(&pair_indexes)?;
     let mut ids = vec![0i64; people.len()];
     valid.iter().zip(assigned).for_each(|(&row, id)| ids[row] = id);
 
@@ -165,7 +172,7 @@ pub fn resolve(
         people: people_outcome,
         new_people,
     };
-    Ok((resolved, ties, consents, decisions))
+    Ok((resolved, (ties, consents, decisions)))
 }
 
 /// Sets aside people rows by their own defects, birth after the export date, shared
@@ -196,7 +203,8 @@ fn people_rules(people: &People, index: &PeopleIndex<'_>, as_of: i32) -> (Vec<St
         }
     }
 
-    let mut outcome = Outcome { count: Count { read: people.read, ..Count::default() }, ..Outcome::default() };
+    let mut outcome =
+        Outcome { count: Count { read: people.read, ..Count::default() }, ..Outcome::default() };
     let mut status = Vec::with_capacity(people.len());
     for (row, reason) in reasons.into_iter().enumerate() {
         match reason {
@@ -313,7 +321,8 @@ impl Judge<'_> {
                     self.set_aside(&mut outcome, line, person);
                     mask.push(false);
                 } else {
-                    let allowed = self.has(person, Scope::Reports) || self.has(person, Scope::Research);
+                    let allowed =
+                        self.has(person, Scope::Reports) || self.has(person, Scope::Research);
                     Self::decide(&mut outcome, &mut mask, allowed);
                 }
             }
@@ -377,7 +386,8 @@ fn duplicate_ties(
                     return None;
                 }
                 let pair = (u64::from(from) << 32) | u64::from(to);
-                let position = ((number as u64) << 40) | ((u64::from(piece.kind[row])) << 32) | row as u64;
+                let position =
+                    ((number as u64) << 40) | ((u64::from(piece.kind[row])) << 32) | row as u64;
                 Some((pair, position))
             })
         })

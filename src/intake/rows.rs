@@ -9,8 +9,7 @@
 use std::path::Path;
 
 use super::contract::{
-    ColumnKind, Domain, MAX_FIELD_BYTES, Reason, Scope, Sex, Table, TieKind,
-    looks_like_identifier,
+    ColumnKind, Domain, MAX_FIELD_BYTES, Reason, Scope, Sex, Table, TieKind, looks_like_identifier,
 };
 use crate::error::{Error, Result};
 
@@ -89,7 +88,10 @@ impl Layout {
                 ));
             };
             if positions[index].is_some() {
-                return Err(refuse(Some(table.columns[index].name), "the column appears twice".into()));
+                return Err(refuse(
+                    Some(table.columns[index].name),
+                    "the column appears twice".into(),
+                ));
             }
             positions[index] = Some(position);
         }
@@ -134,14 +136,19 @@ impl Layout {
                 }
                 continue;
             }
-            values[index] = column.kind.value(text).map_err(|reason| (reason, Some(column.name)))?;
+            values[index] =
+                column.kind.value(text).map_err(|reason| (reason, Some(column.name)))?;
         }
         Ok(values)
     }
 
     /// A field as text: empty when the column is absent, a defect when it is not UTF-8 or is
     /// too long.
-    fn text<'r>(&self, row: &'r impl RawRow, column: usize) -> std::result::Result<&'r str, Defect> {
+    fn text<'r>(
+        &self,
+        row: &'r impl RawRow,
+        column: usize,
+    ) -> std::result::Result<&'r str, Defect> {
         let Some(position) = self.positions[column] else { return Ok("") };
         let name = self.table.columns[column].name;
         let field = row.field(position).unwrap_or_default();
@@ -375,13 +382,15 @@ mod tests {
             Some(1),
         )
         .unwrap();
-        let row = record(&["E1", "2026-01-05", "sleep", "1", "0", "1", "0", "0", "0", "2.5", "30", "1"]);
+        let row =
+            record(&["E1", "2026-01-05", "sleep", "1", "0", "1", "0", "0", "0", "2.5", "30", "1"]);
         let decoded = decision(&layout, &row).unwrap();
         assert_eq!(decoded.flags, 0b100_0101);
         assert_eq!((decoded.cost, decoded.minutes), (2.5, 30.0));
         assert_eq!(decoded.domain, Domain::Sleep);
 
-        let bad = record(&["E1", "2026-01-05", "sleep", "1", "0", "1", "0", "0", "0", "-1", "30", "1"]);
+        let bad =
+            record(&["E1", "2026-01-05", "sleep", "1", "0", "1", "0", "0", "0", "-1", "30", "1"]);
         assert_eq!(decision(&layout, &bad).unwrap_err(), (Reason::OutOfRange, Some("cost")));
         let short = record(&["E1", "2026-01-05"]);
         assert_eq!(decision(&layout, &short).unwrap_err(), (Reason::FieldCount, None));

@@ -14,6 +14,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::{Array, StringArray};
 use arrow::datatypes::DataType;
@@ -126,7 +127,9 @@ pub fn scan(
         hex(&hashed[0].sha256)
     } else {
         let mut tree = Sha256::new();
-        hashed.iter().for_each(|piece| tree.update(piece.sha256));
+        for piece in &hashed {
+            tree.update(piece.sha256);
+        }
         hex(&tree.finalize())
     };
     let has_quotes = hashed.iter().any(|piece| piece.quotes);
@@ -207,7 +210,12 @@ fn hash_range(path: &Path, start: u64, end: u64, on_bytes: &dyn Fn(u64)) -> Resu
 
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+
+    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut text, b| {
+        let _ = write!(text, "{b:02x}");
+        text
+    })
 }
 
 impl TableSource {
@@ -222,7 +230,7 @@ impl TableSource {
             }
             Format::Parquet => {
                 let builder = self.parquet_builder()?;
-                let schema = builder.schema().clone();
+                let schema = Arc::clone(builder.schema());
                 let layout = Layout::from_header(
                     &self.path,
                     self.table,
@@ -282,12 +290,11 @@ impl TableSource {
         has_headers: bool,
     ) -> Result<csv::Reader<Box<dyn Read + Send>>> {
         let mut file = File::open(&self.path).at("opening", &self.path)?;
-        let input: Box<dyn Read + Send> = match self.format {
-            Format::CsvGz => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
-            _ => {
-                file.seek(SeekFrom::Start(start)).at("reading", &self.path)?;
-                Box::new(file.take(end.saturating_sub(start)))
-            }
+        let input: Box<dyn Read + Send> = if self.format == Format::CsvGz {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+        } else {
+            file.seek(SeekFrom::Start(start)).at("reading", &self.path)?;
+            Box::new(file.take(end.saturating_sub(start)))
         };
         Ok(csv::ReaderBuilder::new()
             .flexible(true)
@@ -396,7 +403,7 @@ fn as_text(column: &arrow::array::ArrayRef) -> arrow::error::Result<StringArray>
     let column = if column.data_type() == &DataType::Boolean {
         cast(column, &DataType::UInt8)?
     } else {
-        column.clone()
+        Arc::clone(column)
     };
     let text = cast(&column, &DataType::Utf8)?;
     Ok(text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())

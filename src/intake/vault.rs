@@ -5,7 +5,7 @@
 //! only then is the folder renamed to `vault/snapshot-NNNNNN`: the rename is the commit, and
 //! the newest complete snapshot is simply the highest number. Leftover staging folders from a
 //! crash are removed under the vault lock by the next ingest. Each table is a folder of Parquet
-//! parts (one per piece of the input, written in parallel), which DataFusion reads as one
+//! parts (one per piece of the input, written in parallel), which `DataFusion` reads as one
 //! table. A person appears only as the random ID from the identity map.
 //!
 //! Fault points (see `fault`): `staging`, `parts`, `manifest`, `quarantine`, `identity`,
@@ -143,9 +143,9 @@ pub fn snapshots(vault: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(vault).at("listing", vault)? {
         let name = entry.at("listing", vault)?.file_name().to_string_lossy().into_owned();
-        let numbered = name.strip_prefix(SNAPSHOT_PREFIX).is_some_and(|n| {
-            n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit())
-        });
+        let numbered = name
+            .strip_prefix(SNAPSHOT_PREFIX)
+            .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()));
         if numbered {
             names.push(name);
         }
@@ -195,7 +195,8 @@ impl VaultLock {
         for entry in std::fs::read_dir(vault).at("listing", vault)? {
             let entry = entry.at("listing", vault)?;
             if entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
-                std::fs::remove_dir_all(entry.path()).at("removing a stale staging folder", vault)?;
+                std::fs::remove_dir_all(entry.path())
+                    .at("removing a stale staging folder", vault)?;
             }
         }
         Ok(VaultLock { _held: file })
@@ -241,8 +242,9 @@ impl Staging {
             .at("creating", &path)?;
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let hashing = Hashing { file, hasher: Sha256::new() };
-        let parquet_error =
-            |error: parquet::errors::ParquetError| Error::internal(format!("writing Parquet: {error}"));
+        let parquet_error = |error: parquet::errors::ParquetError| {
+            Error::internal(format!("writing Parquet: {error}"))
+        };
         let mut writer =
             ArrowWriter::try_new(hashing, batch.schema(), Some(props)).map_err(parquet_error)?;
         writer.write(batch).map_err(parquet_error)?;
@@ -333,7 +335,9 @@ pub fn people_batch(people: &People, resolved: &Resolved) -> RecordBatch {
     };
     let scope = |scope: Scope| -> ArrayRef {
         let bit = 1 << scope.index();
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|&row| Some(resolved.scopes[row] & bit != 0))))
+        Arc::new(
+            rows.iter().map(|&row| Some(resolved.scopes[row] & bit != 0)).collect::<BooleanArray>(),
+        )
     };
     let bands: Vec<Option<u8>> = rows
         .iter()
@@ -346,10 +350,14 @@ pub fn people_batch(people: &People, resolved: &Resolved) -> RecordBatch {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|&row| resolved.ids[row]))),
         dictionary_u32(interned(&people.community), &people.communities.texts),
         dictionary_u32(interned(&people.workplace), &people.workplaces.texts),
-        Arc::new(Int64Array::from_iter(rows.iter().map(|&row| {
-            let household = people.household[row];
-            (household != NO_TEXT).then(|| resolved.household_codes[household as usize])
-        }))),
+        Arc::new(
+            rows.iter()
+                .map(|&row| {
+                    let household = people.household[row];
+                    (household != NO_TEXT).then(|| resolved.household_codes[household as usize])
+                })
+                .collect::<Int64Array>(),
+        ),
         dictionary_u8(
             rows.iter().map(|&row| Some(people.sex[row]).filter(|&s| s != NO_SEX)).collect(),
             &names(Sex::ALL, Sex::as_str),
@@ -379,9 +387,12 @@ pub fn ties_batch(piece: &TiePiece, keep: &[bool], ids: &[i64]) -> RecordBatch {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| ids[piece.from[r] as usize]))),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| ids[piece.to[r] as usize]))),
-        dictionary_u8(rows.iter().map(|&r| Some(piece.kind[r])).collect(), &names(TieKind::ALL, TieKind::as_str)),
+        dictionary_u8(
+            rows.iter().map(|&r| Some(piece.kind[r])).collect(),
+            &names(TieKind::ALL, TieKind::as_str),
+        ),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|&r| piece.weight[r]))),
-        Arc::new(Date32Array::from_iter(rows.iter().map(|&r| optional_date(piece.since[r])))),
+        Arc::new(rows.iter().map(|&r| optional_date(piece.since[r])).collect::<Date32Array>()),
     ];
     let fields = vec![
         Field::new("from_person", DataType::Int64, false),
@@ -398,9 +409,12 @@ pub fn consents_batch(piece: &ConsentPiece, keep: &[bool], ids: &[i64]) -> Recor
     let rows: Vec<usize> = (0..keep.len()).filter(|&row| keep[row]).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| ids[piece.person[r] as usize]))),
-        dictionary_u8(rows.iter().map(|&r| Some(piece.scope[r])).collect(), &names(Scope::ALL, Scope::as_str)),
+        dictionary_u8(
+            rows.iter().map(|&r| Some(piece.scope[r])).collect(),
+            &names(Scope::ALL, Scope::as_str),
+        ),
         Arc::new(Date32Array::from_iter_values(rows.iter().map(|&r| piece.granted[r]))),
-        Arc::new(Date32Array::from_iter(rows.iter().map(|&r| optional_date(piece.revoked[r])))),
+        Arc::new(rows.iter().map(|&r| optional_date(piece.revoked[r])).collect::<Date32Array>()),
     ];
     let fields = vec![
         Field::new("person", DataType::Int64, false),
@@ -416,7 +430,7 @@ pub fn decisions_batch(piece: &DecisionPiece, keep: &[bool], ids: &[i64]) -> Rec
     let rows: Vec<usize> = (0..keep.len()).filter(|&row| keep[row]).collect();
     let flag = |name: &str| -> ArrayRef {
         let bit = 1u8 << DECISION_FLAGS.iter().position(|f| *f == name).expect("a flag");
-        Arc::new(BooleanArray::from_iter(rows.iter().map(|&r| Some(piece.flags[r] & bit != 0))))
+        Arc::new(rows.iter().map(|&r| Some(piece.flags[r] & bit != 0)).collect::<BooleanArray>())
     };
     let mut fields = vec![
         Field::new("person", DataType::Int64, false),
@@ -426,7 +440,10 @@ pub fn decisions_batch(piece: &DecisionPiece, keep: &[bool], ids: &[i64]) -> Rec
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|&r| ids[piece.person[r] as usize]))),
         Arc::new(Date32Array::from_iter_values(rows.iter().map(|&r| piece.date[r]))),
-        dictionary_u8(rows.iter().map(|&r| Some(piece.domain[r])).collect(), &names(Domain::ALL, Domain::as_str)),
+        dictionary_u8(
+            rows.iter().map(|&r| Some(piece.domain[r])).collect(),
+            &names(Domain::ALL, Domain::as_str),
+        ),
     ];
     for column in &super::contract::DECISIONS.columns[3..] {
         fields.push(match column.name {

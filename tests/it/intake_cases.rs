@@ -41,7 +41,7 @@ fn consents() -> String {
     let mut text = String::from("source_id,scope,granted,revoked\n");
     for person in 1..=6 {
         for scope in ["network", "reports", "research"] {
-            text.push_str(&format!("P{person},{scope},2025-01-01,\n"));
+            text.push_str(&["P", &person.to_string(), ",", scope, ",2025-01-01,\n"].concat());
         }
     }
     text
@@ -50,8 +50,11 @@ fn consents() -> String {
 fn decisions() -> String {
     let mut text = format!("{DECISIONS_HEADER}\n");
     for person in 1..=6 {
-        text.push_str(&format!("P{person},2026-01-05,nutrition,1,0,1,0,0,0,4.50,10,0\n"));
-        text.push_str(&format!("P{person},2026-01-06,sleep,0,1,0,1,1,0,0,480,1\n"));
+        for rest in
+            ["2026-01-05,nutrition,1,0,1,0,0,0,4.50,10,0", "2026-01-06,sleep,0,1,0,1,1,0,0,480,1"]
+        {
+            text.push_str(&["P", &person.to_string(), ",", rest, "\n"].concat());
+        }
     }
     text
 }
@@ -84,13 +87,15 @@ impl Export {
     fn set_line(mut self, table: &str, line: usize, new: &str) -> Export {
         let text = self.text(table);
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        lines[line - 1] = new.to_owned();
+        new.clone_into(&mut lines[line - 1]);
         *text = lines.join("\n") + "\n";
         self
     }
 
     fn append(mut self, table: &str, row: &str) -> Export {
-        self.text(table).push_str(&format!("{row}\n"));
+        let text = self.text(table);
+        text.push_str(row);
+        text.push('\n');
         self
     }
 
@@ -132,7 +137,7 @@ impl Run {
     }
 
     fn error(&self) -> &Error {
-        self.result.as_ref().err().expect("the export is refused")
+        self.result.as_ref().expect_err("the export is refused")
     }
 }
 
@@ -140,7 +145,7 @@ fn ingest_dir(export: tempfile::TempDir) -> Run {
     let workspace = tempfile::tempdir().unwrap();
     let ws = Workspace::init(&workspace.path().join("ws"), "steward").unwrap();
     let options = IngestOptions { export: export.path().to_owned(), as_of: None };
-    let result = intake::ingest(&ws, &options, &Progress::hidden());
+    let result = intake::ingest(&ws, &options, Progress::hidden());
     Run { workspace, _export: export, result }
 }
 
@@ -218,7 +223,11 @@ fn assert_refused(run: &Run, file: &str, needle: &str) {
 fn an_identifier_column_refuses_the_export() {
     for name in ["email", "First Name", "phone_number", "ssn", "home_address"] {
         let run = ingest(&Export::new().map("people", |t| t.replacen("sex", name, 1)));
-        assert_refused(&run, "people.csv", &format!("column `{name}` looks like a direct identifier"));
+        assert_refused(
+            &run,
+            "people.csv",
+            &format!("column `{name}` looks like a direct identifier"),
+        );
     }
 }
 
@@ -301,9 +310,15 @@ fn a_numeric_ssn_column_in_parquet_is_refused() {
     std::fs::remove_file(dir.path().join("people.csv")).unwrap();
     let rows = crate::support::read_table_text(PEOPLE);
     let text = |name: &str| -> ArrayRef {
-        Arc::new(StringArray::from_iter(rows.iter().map(|r| Some(r[name].clone()).filter(|v| !v.is_empty()))))
+        Arc::new(
+            rows.iter()
+                .map(|r| Some(r[name].clone()).filter(|v| !v.is_empty()))
+                .collect::<StringArray>(),
+        )
     };
-    let ssn: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r["ssn_last4"].parse::<i64>().unwrap())));
+    let ssn: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r["ssn_last4"].parse::<i64>().unwrap()),
+    ));
     let columns = vec![text("source_id"), text("dob"), ssn, text("community")];
     let schema = Schema::new(vec![
         Field::new("source_id", DataType::Utf8, true),
@@ -519,7 +534,7 @@ fn columns_in_another_order_and_absent_optional_columns_are_accepted() {
         t.lines()
             .map(|line| {
                 let f: Vec<&str> = line.split(',').collect();
-                format!("{},{},{},{}\n", f[2], f[1], f[0], f[3])
+                [f[2], ",", f[1], ",", f[0], ",", f[3], "\n"].concat()
             })
             .collect()
     });
@@ -530,9 +545,11 @@ fn columns_in_another_order_and_absent_optional_columns_are_accepted() {
 
 #[test]
 fn gzip_and_parquet_exports_give_the_csv_outcome() {
-    let dirty = Export::new()
-        .set_line("ties", 4, "P1,P1,friend,0.5,")
-        .set_line("decisions", 3, "P1,2026-01-06,diet,0,1,0,1,1,0,0,480,1");
+    let dirty = Export::new().set_line("ties", 4, "P1,P1,friend,0.5,").set_line(
+        "decisions",
+        3,
+        "P1,2026-01-06,diet,0,1,0,1,1,0,0,480,1",
+    );
     let csv_run = ingest(&dirty);
 
     let gz = tempfile::tempdir().unwrap();
@@ -547,16 +564,19 @@ fn gzip_and_parquet_exports_give_the_csv_outcome() {
     let parquet = tempfile::tempdir().unwrap();
     for (name, text) in &dirty.tables {
         let rows = crate::support::read_table_text(text);
-        let header: Vec<String> = text.lines().next().unwrap().split(',').map(str::to_owned).collect();
+        let header: Vec<String> =
+            text.lines().next().unwrap().split(',').map(str::to_owned).collect();
         let schema = Schema::new(
             header.iter().map(|h| Field::new(h.as_str(), DataType::Utf8, true)).collect::<Vec<_>>(),
         );
         let columns: Vec<ArrayRef> = header
             .iter()
             .map(|h| -> ArrayRef {
-                Arc::new(StringArray::from_iter(
-                    rows.iter().map(|r| Some(r[h].clone()).filter(|v| !v.is_empty())),
-                ))
+                Arc::new(
+                    rows.iter()
+                        .map(|r| Some(r[h].clone()).filter(|v| !v.is_empty()))
+                        .collect::<StringArray>(),
+                )
             })
             .collect();
         write_parquet(&parquet.path().join(format!("{name}.parquet")), schema, columns);
@@ -587,7 +607,9 @@ fn consent_is_applied_as_of_the_export_date() {
     // P2 revoked `network` before the newest date in the export, and P6 consented to nothing.
     let export = Export::new()
         .set_line("consents", 5, "P2,network,2025-01-01,2026-01-01")
-        .map("consents", |t| t.lines().filter(|l| !l.starts_with("P6,")).map(|l| format!("{l}\n")).collect());
+        .map("consents", |t| {
+            t.lines().filter(|l| !l.starts_with("P6,")).map(|l| [l, "\n"].concat()).collect()
+        });
     let run = ingest(&export);
     let counts: Vec<_> = run.report().manifest.accounting.iter().map(|e| e.count.clone()).collect();
     assert_eq!(run.report().manifest.as_of, "2026-01-06");
@@ -605,7 +627,7 @@ fn consent_is_applied_as_of_the_export_date() {
     let ws = Workspace::init(&workspace.path().join("ws"), "steward").unwrap();
     let as_of = chrono::NaiveDate::from_ymd_opt(2025, 12, 31);
     let options = IngestOptions { export: dir.path().to_owned(), as_of };
-    let report = intake::ingest(&ws, &options, &Progress::hidden()).unwrap();
+    let report = intake::ingest(&ws, &options, Progress::hidden()).unwrap();
     assert_eq!(report.manifest.accounting[1].count.stored, 6);
     assert_eq!(report.manifest.as_of_from, "--as-of");
 }

@@ -34,7 +34,9 @@ fn parquet_values(path: &Path) -> Vec<(String, DataType, Vec<String>)> {
             }
             let text = cast(batch.column(index), &DataType::Utf8).unwrap();
             let text = text.as_any().downcast_ref::<StringArray>().unwrap();
-            columns[index].2.extend((0..text.len()).filter(|&i| text.is_valid(i)).map(|i| text.value(i).to_owned()));
+            columns[index].2.extend(
+                (0..text.len()).filter(|&i| text.is_valid(i)).map(|i| text.value(i).to_owned()),
+            );
         }
     }
     columns
