@@ -396,14 +396,15 @@ impl RawRow for ParquetRow<'_> {
     }
 }
 
-/// Casts a Parquet column to text; booleans become `0`/`1` so they read as flags.
+/// Casts a Parquet column to text; booleans become `0`/`1` so they read as flags, and
+/// timestamps (pandas' dates) become their calendar day.
 fn as_text(column: &arrow::array::ArrayRef) -> arrow::error::Result<StringArray> {
     use arrow::compute::cast;
 
-    let column = if column.data_type() == &DataType::Boolean {
-        cast(column, &DataType::UInt8)?
-    } else {
-        Arc::clone(column)
+    let column = match column.data_type() {
+        DataType::Boolean => cast(column, &DataType::UInt8)?,
+        DataType::Timestamp(..) => cast(column, &DataType::Date32)?,
+        _ => Arc::clone(column),
     };
     let text = cast(&column, &DataType::Utf8)?;
     Ok(text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
@@ -417,10 +418,19 @@ fn check_parquet_type(
     kind: ColumnKind,
     found: &DataType,
 ) -> Result<()> {
-    let text = matches!(found, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let is_text = |data_type: &DataType| {
+        matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    };
+    // Dictionary-encoded text is what pandas writes for categoricals; an all-null column has
+    // the Null type.
+    let text = is_text(found)
+        || matches!(found, DataType::Dictionary(_, values) if is_text(values))
+        || found == &DataType::Null;
     let accepted = text
         || match kind {
-            ColumnKind::Date => matches!(found, DataType::Date32 | DataType::Date64),
+            ColumnKind::Date => {
+                matches!(found, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+            }
             ColumnKind::Flag => found.is_integer() || found == &DataType::Boolean,
             ColumnKind::Weight | ColumnKind::NonNegative => {
                 found.is_integer() || found.is_floating()

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use kith::Error;
 use kith::intake::{self, IngestOptions, IngestReport};
@@ -598,6 +598,82 @@ fn gzip_and_parquet_exports_give_the_csv_outcome() {
         };
         assert_eq!(counts(run), counts(&csv_run));
     }
+}
+
+#[test]
+fn typed_parquet_columns_are_read_as_their_values() {
+    use arrow::array::{BooleanArray, Date32Array, DictionaryArray, Float64Array};
+    use arrow::array::{TimestampNanosecondArray, UInt8Array};
+    use arrow::datatypes::{Int32Type, TimeUnit};
+
+    let dir = tempfile::tempdir().unwrap();
+    Export::new().write(dir.path());
+    for table in ["people", "decisions"] {
+        std::fs::remove_file(dir.path().join(format!("{table}.csv"))).unwrap();
+    }
+    let days = |text: &str| {
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32
+    };
+
+    let people = crate::support::read_table_text(PEOPLE);
+    let dob: ArrayRef = Arc::new(TimestampNanosecondArray::from_iter_values(
+        people.iter().map(|p| i64::from(days(&p["dob"])) * 86_400 * 1_000_000_000),
+    ));
+    let community: DictionaryArray<Int32Type> =
+        people.iter().map(|p| p["community"].as_str()).collect();
+    let text = |name: &str| -> ArrayRef {
+        Arc::new(people.iter().map(|p| Some(p[name].clone())).collect::<StringArray>())
+    };
+    let schema = Schema::new(vec![
+        Field::new("source_id", DataType::Utf8, true),
+        Field::new("dob", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        Field::new("ssn_last4", DataType::Utf8, true),
+        Field::new("community", community.data_type().clone(), true),
+    ]);
+    let columns = vec![text("source_id"), dob, text("ssn_last4"), Arc::new(community)];
+    write_parquet(&dir.path().join("people.parquet"), schema, columns);
+
+    let decisions = crate::support::read_table_text(&decisions());
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for name in DECISIONS_HEADER.split(',') {
+        let (data_type, column): (DataType, ArrayRef) = match name {
+            "source_id" | "domain" => (
+                DataType::Utf8,
+                Arc::new(decisions.iter().map(|d| Some(d[name].clone())).collect::<StringArray>()),
+            ),
+            "date" => (
+                DataType::Date32,
+                Arc::new(Date32Array::from_iter_values(decisions.iter().map(|d| days(&d[name])))),
+            ),
+            "cost" | "minutes" => (
+                DataType::Float64,
+                Arc::new(Float64Array::from_iter_values(
+                    decisions.iter().map(|d| d[name].parse().unwrap()),
+                )),
+            ),
+            "healthy" => (
+                DataType::UInt8,
+                Arc::new(UInt8Array::from_iter_values(
+                    decisions.iter().map(|d| d[name].parse().unwrap()),
+                )),
+            ),
+            _ => (
+                DataType::Boolean,
+                Arc::new(decisions.iter().map(|d| Some(&d[name] == "1")).collect::<BooleanArray>()),
+            ),
+        };
+        fields.push(Field::new(name, data_type, false));
+        columns.push(column);
+    }
+    write_parquet(&dir.path().join("decisions.parquet"), Schema::new(fields), columns);
+
+    let run = ingest_dir(dir);
+    assert_outcome(&run, &vec![]);
+    let stored: Vec<u64> =
+        run.report().manifest.accounting.iter().map(|e| e.count.stored).collect();
+    assert_eq!(stored, [6, 8, 18, 12]);
 }
 
 // --- Consent --------------------------------------------------------------------------------
