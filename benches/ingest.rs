@@ -22,7 +22,7 @@ fn sizes() -> Vec<usize> {
 
 fn ingest_export(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
-    group.sample_size(10).measurement_time(Duration::from_secs(60));
+    group.sample_size(10).measurement_time(Duration::from_mins(1));
     for people in sizes() {
         let export = tempfile::tempdir().expect("temporary folder");
         generate(&SynthConfig::new(people, 1), export.path(), &Progress::hidden())
