@@ -21,6 +21,7 @@ pub mod error;
 pub mod fault;
 pub mod intake;
 pub mod logging;
+pub mod privacy;
 pub mod progress;
 pub mod synth;
 pub mod workspace;
