@@ -3,4 +3,5 @@
 //! [`mechanism`] holds the OpenDP measurements and their calibration; nothing else in kith
 //! adds noise.
 
+pub mod ledger;
 pub mod mechanism;
