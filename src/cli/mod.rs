@@ -9,6 +9,7 @@ mod check;
 mod demo;
 mod ingest;
 pub mod output;
+mod release;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,30 @@ pub enum Command {
     /// Adds a new key generation and re-indexes the identity map under it; every person keeps
     /// their ID. Finishes a rotation that a crash interrupted.
     RotateKey,
+
+    /// Publish the community health release for a period (steward, analyst).
+    ///
+    /// Per declared community: people, decisions and the healthy-choice rate per domain, each
+    /// with a 95% interval, under person-level differential privacy. The spend is recorded in
+    /// the ledger before any noise is drawn; asking again for the same release returns the
+    /// stored file and spends nothing. Refused (exit 4) when the budget would be exceeded.
+    Release {
+        #[command(flatten)]
+        period: release::PeriodArgs,
+
+        /// Privacy loss to spend, as ε at the policy's δ.
+        #[arg(long, value_name = "E", default_value_t = 0.5)]
+        epsilon: f64,
+    },
+
+    /// Show spent and remaining privacy budget (every role).
+    ///
+    /// One line per calendar month with spending (and per month asked for with `--period` or
+    /// `--from`/`--to`), one for the last 365 days, and one per researcher and month.
+    Budget {
+        #[command(flatten)]
+        period: release::PeriodArgs,
+    },
 
     /// Check or list the workspace's audit log (steward).
     Audit {
@@ -253,6 +278,22 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             let progress = global.progress();
             in_workspace(global, Operation::Ingest, audit_args, |workspace| {
                 ingest::run(workspace, &options, progress, &mut out)
+            })
+        }
+        Command::Release { period, epsilon } => {
+            let mut args = BTreeMap::from([("epsilon".to_owned(), epsilon.to_string())]);
+            if let Ok((from, to)) = period.range() {
+                args.insert("from".to_owned(), from.to_string());
+                args.insert("to".to_owned(), to.to_string());
+            }
+            in_workspace(global, Operation::Report, args, |workspace| {
+                let user = caller_name(workspace.root())?;
+                release::run(workspace, &user, &period, epsilon, &mut out)
+            })
+        }
+        Command::Budget { period } => {
+            in_workspace(global, Operation::BudgetShow, BTreeMap::new(), |workspace| {
+                release::budget(workspace, &period, &mut out)
             })
         }
         Command::RotateKey => in_workspace(global, Operation::RotateKey, BTreeMap::new(), |ws| {

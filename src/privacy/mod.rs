@@ -3,5 +3,7 @@
 //! [`mechanism`] holds the OpenDP measurements and their calibration; nothing else in kith
 //! adds noise.
 
+pub mod bounding;
 pub mod ledger;
 pub mod mechanism;
+pub mod release;
