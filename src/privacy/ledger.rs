@@ -67,10 +67,21 @@ pub struct Spend {
 }
 
 impl Spend {
-    fn checksum(&self) -> Result<String> {
-        let body = serde_json::to_vec(&Spend { check: String::new(), ..self.clone() })
-            .map_err(|error| Error::internal(format!("encoding a spend: {error}")))?;
-        Ok(crate::intake::source::hex(&sha2::Sha256::digest(body))[..16].to_owned())
+    /// The line's checksum, over its JSON text with the `check` field empty. Computed on the
+    /// text, not on re-encoded values, because a float need not re-encode to the same digits.
+    fn checksum(body: &[u8]) -> String {
+        crate::intake::source::hex(&sha2::Sha256::digest(body))[..16].to_owned()
+    }
+
+    /// The line's text with its checksum blanked, if it has one where kith writes it (last).
+    fn blanked(line: &[u8]) -> Option<(Vec<u8>, &str)> {
+        const FIELD: &[u8] = b"\"check\":\"";
+        let at = line.windows(FIELD.len()).rposition(|w| w == FIELD)? + FIELD.len();
+        let rest = std::str::from_utf8(&line[at..]).ok()?;
+        let sum = rest.strip_suffix("\"}")?;
+        let mut body = line[..at].to_vec();
+        body.extend_from_slice(b"\"}");
+        Some((body, sum))
     }
 
     /// The calendar months (`YYYY-MM`) its data range touches.
@@ -191,8 +202,10 @@ impl Ledger {
             let torn = index + 1 == lines.len() && !line.ends_with(b"\n");
             let parsed = line
                 .strip_suffix(b"\n")
-                .and_then(|body| serde_json::from_slice::<Spend>(body).ok())
-                .filter(|spend| spend.checksum().is_ok_and(|sum| sum == spend.check));
+                .filter(|body| {
+                    Spend::blanked(body).is_some_and(|(blank, sum)| Spend::checksum(&blank) == sum)
+                })
+                .and_then(|body| serde_json::from_slice::<Spend>(body).ok());
             match parsed {
                 Some(spend) => {
                     complete += line.len() as u64;
@@ -223,7 +236,10 @@ impl Ledger {
 
         spend.seq = spends.last().map_or(1, |last| last.seq + 1);
         spend.time = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        spend.check = spend.checksum()?;
+        spend.check = String::new();
+        let blank = serde_json::to_vec(&spend)
+            .map_err(|error| Error::internal(format!("encoding a spend: {error}")))?;
+        spend.check = Spend::checksum(&blank);
         let mut line = serde_json::to_vec(&spend)
             .map_err(|error| Error::internal(format!("encoding a spend: {error}")))?;
         line.push(b'\n');
@@ -313,12 +329,15 @@ fn month_spent(spends: &[Spend], month: &str, researcher: Option<&str>) -> f64 {
         .filter(|s| researcher.is_none_or(|user| s.researcher && s.user == user))
         .filter(|s| s.months().iter().any(|m| m == month))
         .map(|s| s.cost.rho)
-        .sum()
+        .fold(0.0, |total, rho| total + rho)
 }
 
 fn year_spent(spends: &[Spend], now: DateTime<Utc>) -> f64 {
     let start = now - chrono::Duration::days(365);
-    spends.iter().filter(|s| s.reserved_at().is_none_or(|t| t > start)).map(|s| s.cost.rho).sum()
+    spends
+        .iter()
+        .filter(|s| s.reserved_at().is_none_or(|t| t > start))
+        .fold(0.0, |total, s| total + s.cost.rho)
 }
 
 /// Refuses a spend that would pass a cap, naming the cap and what is left.

@@ -94,11 +94,13 @@ fn every_workspace_command_under_every_role() {
     let root = dir.path();
     let (export, _) = synth(200, 5, 0.0);
     let export = export.path().to_str().unwrap().to_owned();
-    let commands: [(&[&str], Operation); 4] = [
+    let commands: [(&[&str], Operation); 6] = [
         (&["audit", "verify"], Operation::AuditVerify),
         (&["audit", "show"], Operation::AuditShow),
         (&["ingest", &export], Operation::Ingest),
         (&["rotate-key"], Operation::RotateKey),
+        (&["release", "--period", "2026-02"], Operation::Report),
+        (&["budget"], Operation::BudgetShow),
     ];
     let callers = [
         (None, Some(Role::Steward)),
@@ -129,7 +131,8 @@ fn every_workspace_command_under_every_role() {
                 assert_eq!(last["outcome"], "ok");
             } else {
                 assert_eq!(output.status.code(), Some(4), "{args:?} as {uid:?}");
-                assert!(stderr(&output).contains("needs the steward role"), "{}", stderr(&output));
+                let needs = format!("`{}` needs the", operation.as_str());
+                assert!(stderr(&output).contains(&needs), "{}", stderr(&output));
                 assert!(output.stdout.is_empty(), "a refused command prints nothing");
                 assert_eq!(last["outcome"], "refused");
             }

@@ -6,5 +6,6 @@ mod intake_cases;
 mod intake_crash;
 mod intake_privacy;
 mod intake_props;
+mod release;
 mod support;
 mod synth;
