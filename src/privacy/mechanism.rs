@@ -180,6 +180,14 @@ pub fn gaussian_vector(values: Vec<f64>, l2_sensitivity: f64, rho: f64) -> Resul
     Ok(NoisyVector { values, std_error: scale, cost: Cost { rho: spent, delta: 0.0 } })
 }
 
+/// Adds Gaussian noise of a given scale, bypassing calibration. Only the privacy audit uses
+/// it, to build deliberately broken mechanisms and show that the audit catches them; nothing
+/// released goes through it.
+pub fn noise_at_scale(value: f64, scale: f64) -> Result<f64> {
+    finite(&[value])?;
+    scalar(scale)?.invoke(&value).map_err(opendp_error("adding noise"))
+}
+
 /// A noisy count of rows when one person contributes at most `per_person` of them.
 pub fn noisy_count(count: u64, per_person: u32, rho: f64) -> Result<Noisy> {
     gaussian(count as f64, f64::from(per_person), rho)

@@ -6,6 +6,7 @@ mod intake_cases;
 mod intake_crash;
 mod intake_privacy;
 mod intake_props;
+mod privacy_audit;
 mod release;
 mod support;
 mod synth;
