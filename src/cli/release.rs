@@ -93,12 +93,11 @@ pub(super) fn run(
 /// Prints spent and remaining budget per month, over the last year, and per researcher.
 pub(super) fn budget(workspace: &Workspace, period: &PeriodArgs, out: &mut Output) -> Result<Done> {
     let caps = Caps::from_policy(&workspace.policy().privacy)?;
-    let months = match (&period.period, period.from) {
-        (None, None) => Vec::new(),
-        _ => {
-            let (from, to) = period.range()?;
-            months_between(from, to)
-        }
+    let months = if period.period.is_none() && period.from.is_none() {
+        Vec::new()
+    } else {
+        let (from, to) = period.range()?;
+        months_between(from, to)
     };
     let standings = Ledger::at(&workspace.folder("ledger")).standings(&caps, &months)?;
     out.line(format!(

@@ -341,29 +341,29 @@ fn year_spent(spends: &[Spend], now: DateTime<Utc>) -> f64 {
 }
 
 /// Refuses a spend that would pass a cap, naming the cap and what is left.
-fn check_caps(spends: &[Spend], spend: &Spend, caps: &Caps, now: DateTime<Utc>) -> Result<()> {
+fn check_caps(spends: &[Spend], asked: &Spend, caps: &Caps, now: DateTime<Utc>) -> Result<()> {
     let refuse = |scope: String, spent: f64, cap: f64| -> Result<()> {
         let left = (epsilon(cap, caps.delta)? - epsilon(spent, caps.delta)?).max(0.0);
         Err(Error::Policy {
             message: format!(
                 "this release would spend ε {:.4} but only ε {left:.4} of the {scope} budget \
                  (ε {:.4} at δ {}) remains; nothing was computed",
-                epsilon(spend.cost.rho, caps.delta)?,
+                epsilon(asked.cost.rho, caps.delta)?,
                 epsilon(cap, caps.delta)?,
                 caps.delta
             ),
         })
     };
-    for month in spend.months() {
+    for month in asked.months() {
         let spent = month_spent(spends, &month, None);
-        if spent + spend.cost.rho > caps.period {
+        if spent + asked.cost.rho > caps.period {
             return refuse(format!("{month} period"), spent, caps.period);
         }
-        if spend.researcher {
-            let spent = month_spent(spends, &month, Some(&spend.user));
-            if spent + spend.cost.rho > caps.researcher {
+        if asked.researcher {
+            let spent = month_spent(spends, &month, Some(&asked.user));
+            if spent + asked.cost.rho > caps.researcher {
                 return refuse(
-                    format!("{month} researcher quota of {}", spend.user),
+                    format!("{month} researcher quota of {}", asked.user),
                     spent,
                     caps.researcher,
                 );
@@ -371,13 +371,14 @@ fn check_caps(spends: &[Spend], spend: &Spend, caps: &Caps, now: DateTime<Utc>) 
         }
     }
     let year = year_spent(spends, now);
-    if year + spend.cost.rho > caps.year {
+    if year + asked.cost.rho > caps.year {
         return refuse("rolling-year".into(), year, caps.year);
     }
     Ok(())
 }
 
 #[cfg(test)]
+#[expect(clippy::float_cmp, reason = "sums of a few exact binary fractions")]
 mod tests {
     use super::*;
 

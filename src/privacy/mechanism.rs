@@ -39,6 +39,7 @@ pub struct Cost {
 
 impl Cost {
     /// The sum of two costs (zCDP ρ and additive δ both add under composition).
+    #[must_use]
     pub fn plus(self, other: Cost) -> Cost {
         Cost { rho: self.rho + other.rho, delta: self.delta + other.delta }
     }
@@ -171,12 +172,12 @@ pub fn gaussian(value: f64, sensitivity: f64, rho: f64) -> Result<Noisy> {
 }
 
 /// Releases a vector whose L2 norm one person can move by at most `l2_sensitivity`.
-pub fn gaussian_vector(values: Vec<f64>, l2_sensitivity: f64, rho: f64) -> Result<NoisyVector> {
-    finite(&values)?;
+pub fn gaussian_vector(values: &[f64], l2_sensitivity: f64, rho: f64) -> Result<NoisyVector> {
+    finite(values)?;
     let scale = vector_scale(l2_sensitivity, rho)?;
     let measurement = vector(scale)?;
     let spent = measurement.map(&l2_sensitivity).map_err(opendp_error("the privacy map"))?;
-    let values = measurement.invoke(&values).map_err(opendp_error("adding noise"))?;
+    let values = measurement.invoke(&values.to_vec()).map_err(opendp_error("adding noise"))?;
     Ok(NoisyVector { values, std_error: scale, cost: Cost { rho: spent, delta: 0.0 } })
 }
 
@@ -218,13 +219,13 @@ pub fn ratio(numerator: &Noisy, denominator: &Noisy) -> (f64, f64) {
 }
 
 /// A noisy histogram over keys declared in advance (every key is released, empty or not).
-pub fn histogram(counts: Vec<f64>, l2_sensitivity: f64, rho: f64) -> Result<NoisyVector> {
+pub fn histogram(counts: &[f64], l2_sensitivity: f64, rho: f64) -> Result<NoisyVector> {
     gaussian_vector(counts, l2_sensitivity, rho)
 }
 
 /// A noisy vector of sufficient statistics (for regression: `X'X` and `X'y` entries).
 pub fn sufficient_statistics(
-    statistics: Vec<f64>,
+    statistics: &[f64],
     l2_sensitivity: f64,
     rho: f64,
 ) -> Result<NoisyVector> {
@@ -234,8 +235,8 @@ pub fn sufficient_statistics(
 /// Noisy counts of keys not known in advance: keys whose noisy count clears a threshold are
 /// released, others are not (OpenDP's thresholded Gaussian). One person touches at most
 /// `keys_per_person` keys and adds at most `per_key` to each. Spends `rho` and `delta`.
-pub fn select_partitions(
-    counts: HashMap<String, f64>,
+pub fn select_partitions<S: std::hash::BuildHasher>(
+    counts: &HashMap<String, f64, S>,
     keys_per_person: u32,
     per_key: f64,
     rho: f64,
@@ -262,6 +263,7 @@ pub fn select_partitions(
     let measurement = threshold(scale, level)?;
     let (spent_rho, spent_delta) =
         measurement.map(&d_in).map_err(opendp_error("the privacy map"))?;
+    let counts: HashMap<String, f64> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
     let released = measurement.invoke(&counts).map_err(opendp_error("adding noise"))?;
     Ok((released, scale, Cost { rho: spent_rho, delta: spent_delta }))
 }
@@ -297,6 +299,7 @@ pub fn rho_for_epsilon(epsilon_cap: f64, delta: f64) -> Result<f64> {
 }
 
 #[cfg(test)]
+#[expect(clippy::float_cmp, reason = "the cost must equal the privacy map exactly")]
 mod tests {
     use super::*;
 
@@ -314,7 +317,7 @@ mod tests {
             assert_eq!(noisy.cost.rho, map);
             assert!(noisy.cost.rho <= rho && noisy.cost.rho > rho * 0.999_999, "{noisy:?}");
 
-            let noisy = gaussian_vector(vec![1.0; 5], sensitivity, rho).unwrap();
+            let noisy = gaussian_vector(&[1.0; 5], sensitivity, rho).unwrap();
             let map = vector(noisy.std_error).unwrap().map(&sensitivity).unwrap();
             assert_eq!(noisy.cost.rho, map);
             assert!(noisy.cost.rho <= rho && noisy.cost.rho > rho * 0.999_999);
@@ -329,7 +332,7 @@ mod tests {
         assert!(gaussian(1.0, 0.0, 0.1).is_err());
         assert!(gaussian(1.0, 1.0, 0.0).is_err());
         assert!(gaussian(f64::NAN, 1.0, 0.1).is_err(), "NaN is outside the domain");
-        assert!(gaussian_vector(vec![1.0, f64::INFINITY], 1.0, 0.1).is_err());
+        assert!(gaussian_vector(&[1.0, f64::INFINITY], 1.0, 0.1).is_err());
     }
 
     #[test]
@@ -364,7 +367,7 @@ mod tests {
     fn partition_selection_keeps_large_keys_and_meets_delta() {
         let counts: HashMap<String, f64> =
             [("big".to_owned(), 10_000.0), ("tiny".to_owned(), 1.0)].into();
-        let (released, scale, cost) = select_partitions(counts, 1, 1.0, 0.5, 1e-7).unwrap();
+        let (released, scale, cost) = select_partitions(&counts, 1, 1.0, 0.5, 1e-7).unwrap();
         assert!(released.contains_key("big"));
         assert!(!released.contains_key("tiny"));
         assert!(cost.rho <= 0.5 && cost.delta <= 1e-7 && cost.delta > 0.0);

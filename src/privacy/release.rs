@@ -294,13 +294,10 @@ fn aggregate(workspace: &Workspace, snapshot: &Path, request: &Request) -> Resul
                     continue;
                 }
                 let name = values.value(community.keys().value(row) as usize);
-                let index = match names.iter().position(|n| n == name) {
-                    Some(index) => index,
-                    None => {
-                        names.push(name.to_owned());
-                        names.len() - 1
-                    }
-                };
+                let index = names.iter().position(|n| n == name).unwrap_or_else(|| {
+                    names.push(name.to_owned());
+                    names.len() - 1
+                });
                 community_of.insert(person.value(row), index as u32);
             }
         }
@@ -385,7 +382,7 @@ fn add_noise(
         .map(|(name, count)| (name.clone(), *count as f64))
         .collect();
     let (selected, people_scale, people_cost) =
-        mechanism::select_partitions(counts, 1, 1.0, rho / 5.0, selection_delta)?;
+        mechanism::select_partitions(&counts, 1, 1.0, rho / 5.0, selection_delta)?;
 
     let mut shown: Vec<usize> = (0..aggregates.names.len())
         .filter(|&i| selected.get(&aggregates.names[i]).is_some_and(|v| *v >= min_cell))
@@ -399,8 +396,8 @@ fn add_noise(
     let mut communities = Vec::with_capacity(shown.len());
     if !shown.is_empty() {
         let stack = |rows: &[[f64; 8]]| shown.iter().flat_map(|&i| rows[i]).collect::<Vec<f64>>();
-        let decisions = mechanism::gaussian_vector(stack(&aggregates.decisions), l2, rho * 0.4)?;
-        let healthy = mechanism::gaussian_vector(stack(&aggregates.healthy), l2, rho * 0.4)?;
+        let decisions = mechanism::gaussian_vector(&stack(&aggregates.decisions), l2, rho * 0.4)?;
+        let healthy = mechanism::gaussian_vector(&stack(&aggregates.healthy), l2, rho * 0.4)?;
         cost = cost.plus(decisions.cost).plus(healthy.cost);
 
         for (position, &index) in shown.iter().enumerate() {

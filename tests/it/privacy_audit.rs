@@ -123,7 +123,7 @@ fn privacy_audit_of_every_mechanism() {
     let added: Vec<f64> = (0..8).map(|d| if d < 4 { 508.0 } else { 500.0 }).collect();
     let bound = epsilon_lower_bound(
         |neighbour| {
-            let input = if neighbour { added.clone() } else { base.clone() };
+            let input = if neighbour { &added } else { &base };
             let noisy = mechanism::histogram(input, l2, rho).unwrap();
             noisy.values[..4].iter().sum()
         },

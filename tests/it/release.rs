@@ -60,7 +60,8 @@ fn a_repeated_request_returns_the_same_bytes_and_spends_nothing() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing spent"));
     assert_eq!(release_files(&root), files);
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
-    assert_eq!(ledger_rho(&root), spent, "the cache hit spent nothing");
+    let spends = Ledger::at(&root.join("ledger")).spends().unwrap();
+    assert_eq!(spends.len(), 1, "the cache hit spent nothing");
 
     let release: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(release["release"], "community-health");
@@ -87,7 +88,7 @@ fn a_spend_over_the_cap_is_refused_before_anything_runs() {
     assert!(stderr.contains("2026-01 period budget"), "{stderr}");
     assert!(stderr.contains("remains"), "{stderr}");
     assert_eq!(release_files(&root).len(), 1);
-    assert_eq!(ledger_rho(&root), spent);
+    assert!((ledger_rho(&root) - spent).abs() < 1e-15, "the refusal spent nothing");
 
     let budget = run(&root, &["budget", "--period", "2026-03"]);
     assert!(budget.status.success());
