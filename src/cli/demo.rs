@@ -45,9 +45,19 @@ fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
         super::ingest::run(workspace, &options, Progress::hidden(), out)
     })?;
 
-    let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;
-    out.line(format!("3. audit log: {} line(s), chain and MACs verified", verified.lines))?;
+    out.line("3. community health release for 2026-02 (ε 0.5)")?;
+    let period =
+        super::release::PeriodArgs { period: Some("2026-02".into()), from: None, to: None };
+    let user = super::current_user()?;
+    let caller = Caller::new(user.clone(), &workspace.policy().roles);
+    let args = BTreeMap::from([("period".to_owned(), "2026-02".to_owned())]);
+    super::audited(&workspace, caller, Operation::Report, args, |workspace| {
+        super::release::run(workspace, &user, &period, 0.5, out)
+    })?;
 
-    out.line("stages still to come: graph, model, release, report, query")?;
+    let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;
+    out.line(format!("4. audit log: {} line(s), chain and MACs verified", verified.lines))?;
+
+    out.line("stages still to come: graph, model, report, query")?;
     Ok(status)
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::{Audited, Caller, Done, Operation};
+use crate::audit::{Audited, Caller, Done, Operation, Role};
 use crate::error::{ExitStatus, Result};
 use crate::intake;
 use crate::logging::LogFormat;
@@ -293,7 +293,11 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Budget { period } => {
             in_workspace(global, Operation::BudgetShow, BTreeMap::new(), |workspace| {
-                release::budget(workspace, &period, &mut out)
+                let caller = Caller::new(caller_name(workspace.root())?, &workspace.policy().roles);
+                let sees_all =
+                    caller.roles.iter().any(|r| matches!(r, Role::Steward | Role::Analyst));
+                let only = (!sees_all).then_some(caller.user.as_str());
+                release::budget(workspace, &period, only, &mut out)
             })
         }
         Command::RotateKey => in_workspace(global, Operation::RotateKey, BTreeMap::new(), |ws| {

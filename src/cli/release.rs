@@ -82,6 +82,13 @@ pub(super) fn run(
             published.spent.rho
         ))?;
     }
+    if let Ok(text) = std::fs::read_to_string(&published.path)
+        && let Ok(release) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        let shown = release["communities"].as_array().map_or(0, Vec::len);
+        let withheld = release["withheld_communities"].as_u64().unwrap_or(0);
+        out.line(format!("{shown} communities released, {withheld} withheld as small cells"))?;
+    }
     Ok(Done {
         outputs: vec![published.path],
         epsilon_spent: published.epsilon_spent,
@@ -90,8 +97,14 @@ pub(super) fn run(
     })
 }
 
-/// Prints spent and remaining budget per month, over the last year, and per researcher.
-pub(super) fn budget(workspace: &Workspace, period: &PeriodArgs, out: &mut Output) -> Result<Done> {
+/// Prints spent and remaining budget per month, over the last year, and per researcher. With
+/// `only`, a researcher's view: the researcher lines of that user alone.
+pub(super) fn budget(
+    workspace: &Workspace,
+    period: &PeriodArgs,
+    only: Option<&str>,
+    out: &mut Output,
+) -> Result<Done> {
     let caps = Caps::from_policy(&workspace.policy().privacy)?;
     let months = if period.period.is_none() && period.from.is_none() {
         Vec::new()
@@ -105,6 +118,12 @@ pub(super) fn budget(workspace: &Workspace, period: &PeriodArgs, out: &mut Outpu
         "budget", "ε spent", "ε left", "ρ spent", caps.delta
     ))?;
     for standing in standings {
+        let researcher_line = standing.scope.contains(" researcher ");
+        if researcher_line
+            && only.is_some_and(|user| !standing.scope.ends_with(&format!(" {user}")))
+        {
+            continue;
+        }
         out.line(format!(
             "{:<32} {:>12.4} {:>12.4} {:>12.6}",
             standing.scope, standing.epsilon_spent, standing.epsilon_left, standing.rho_spent
