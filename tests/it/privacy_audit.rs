@@ -135,3 +135,23 @@ fn privacy_audit_of_every_mechanism() {
     let (bound, claimed) = audit_scalar(1.0, 0.2, 0.5, draws);
     assert!(bound > claimed, "broken count unnoticed: {bound} <= {claimed}");
 }
+
+#[test]
+#[ignore = "about a minute: run with `cargo test --release -- --ignored privacy_audit`"]
+fn privacy_audit_of_partition_selection() {
+    use std::collections::HashMap;
+
+    // Neighbours: without the person, their community is absent; with them, it holds one
+    // person. The community must then appear with probability at most δ, whatever happens.
+    let (rho, delta) = (0.2, 1e-7);
+    let draws = 20_000;
+    let alone: HashMap<String, f64> = [("only-member".to_owned(), 1.0)].into();
+    let mut shown = 0;
+    for _ in 0..draws {
+        let (released, _, cost) = mechanism::select_partitions(&alone, 1, 1.0, rho, delta).unwrap();
+        assert!(cost.delta <= delta);
+        shown += usize::from(released.contains_key("only-member"));
+    }
+    let (lower, _) = clopper_pearson(shown, draws, 1.0 - CONFIDENCE);
+    assert!(lower <= delta, "a lone member's community appeared {shown} times in {draws}");
+}
