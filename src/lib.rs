@@ -19,6 +19,7 @@ pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod fault;
+pub mod graph;
 pub mod intake;
 pub mod logging;
 pub mod privacy;
