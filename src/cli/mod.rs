@@ -7,6 +7,7 @@
 mod audit;
 mod check;
 mod demo;
+mod graph;
 mod ingest;
 pub mod output;
 mod release;
@@ -125,6 +126,36 @@ pub enum Command {
     /// Adds a new key generation and re-indexes the identity map under it; every person keeps
     /// their ID. Finishes a rotation that a crash interrupted.
     RotateKey,
+
+    /// Build the social graph of the newest snapshot (steward; internal, nothing released).
+    ///
+    /// The multiplex graph of people with network consent, its degree-capped projection,
+    /// per-person metrics, Leiden communities and weekly network exposure, stored inside the
+    /// snapshot; rerunning with the same settings reuses them. `--summary` prints the
+    /// steward's diagnostics: counts and distributions only, never a person.
+    Graph {
+        /// Print the internal diagnostics.
+        #[arg(long)]
+        summary: bool,
+
+        /// Quality function of community detection (the default was chosen by recovery of
+        /// planted clusters; see docs/graph.md).
+        #[arg(long, value_enum, default_value_t = crate::graph::community::Quality::Cpm)]
+        quality: crate::graph::community::Quality,
+
+        /// Resolution γ (CPM: the minimum tie weight per pair inside a community; modularity:
+        /// 1 is standard).
+        #[arg(long, value_name = "G", default_value_t = crate::graph::community::DEFAULT_CPM_RESOLUTION)]
+        resolution: f64,
+
+        /// Seed of community detection.
+        #[arg(long, value_name = "S", default_value_t = 1)]
+        seed: u64,
+
+        /// Leiden iterations.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        iterations: usize,
+    },
 
     /// Publish the community health release for a period (steward, analyst).
     ///
@@ -289,6 +320,19 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             in_workspace(global, Operation::Report, args, |workspace| {
                 let user = caller_name(workspace.root())?;
                 release::run(workspace, &user, &period, epsilon, &mut out)
+            })
+        }
+        Command::Graph { summary, quality, resolution, seed, iterations } => {
+            let settings =
+                crate::graph::community::Settings { quality, resolution, seed, iterations };
+            let args = BTreeMap::from([
+                ("quality".to_owned(), format!("{quality:?}").to_lowercase()),
+                ("resolution".to_owned(), resolution.to_string()),
+                ("seed".to_owned(), seed.to_string()),
+            ]);
+            let progress = global.progress();
+            in_workspace(global, Operation::Graph, args, |workspace| {
+                graph::run(workspace, &settings, summary, progress, &mut out)
             })
         }
         Command::Budget { period } => {

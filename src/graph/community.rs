@@ -13,6 +13,12 @@ use serde::Serialize;
 use super::network::Adjacency;
 use crate::error::{Error, Result};
 
+/// The default CPM resolution. Chosen by recovery of the planted clusters of `kith synth`
+/// populations (docs/graph.md has the sweep): at 10,000 and 200,000 people it gave the best
+/// adjusted Rand index of the settings tried, where modularity's resolution limit starts to
+/// merge clusters at the larger size.
+pub const DEFAULT_CPM_RESOLUTION: f64 = 0.005;
+
 /// Which quality function to optimise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Quality {

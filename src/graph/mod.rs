@@ -14,6 +14,7 @@ pub mod compare;
 pub mod exposure;
 pub mod metrics;
 pub mod network;
+pub mod stage;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 
 mod access;
 mod cli;
+mod graph;
 mod intake_cases;
 mod intake_crash;
 mod intake_privacy;

@@ -1,0 +1,142 @@
+//! `kith graph` end to end: hidden-cluster recovery on synthetic populations, the stored
+//! artifacts, reuse, and the summary.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int64Type, UInt32Type};
+use kith::graph::community::{Quality, Settings};
+use kith::graph::compare::{ari, nmi};
+use kith::intake::identity::{IdentityMap, Indexer};
+use kith::intake::{IngestOptions, ingest};
+use kith::progress::Progress;
+use kith::workspace::Workspace;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::support::{kith, read_table, synth};
+
+/// Person ID of each `source_id`, recomputed from the identity pairs through the workspace's
+/// own identity map (the test plays the steward, who holds the key).
+fn person_ids(workspace: &Workspace, export: &Path) -> HashMap<i64, String> {
+    let ring = workspace.key_ring().unwrap();
+    let path = workspace.folder("identity").join("map.bin");
+    let mut map = IdentityMap::load(&path, &ring).unwrap();
+    let indexer = Indexer::new(&ring, map.generations());
+    let people = read_table(&export.join("people.csv"));
+    let indexes: Vec<_> = people
+        .iter()
+        .map(|p| {
+            let dob = kith::intake::contract::parse_date(&p["dob"]).unwrap();
+            let ssn: [u8; 4] = p["ssn_last4"].as_bytes().try_into().unwrap();
+            indexer.pair(kith::intake::contract::epoch_days(dob), ssn)
+        })
+        .collect();
+    let (ids, _) = map.assign(&indexes).unwrap();
+    ids.into_iter().zip(people.iter().map(|p| p["source_id"].clone())).collect()
+}
+
+/// (person, community found) from the stored artifacts.
+fn found(dir: &Path) -> Vec<(i64, u32)> {
+    let file = std::fs::File::open(dir.join("people.parquet")).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let person = batch.column_by_name("person").unwrap().as_primitive::<Int64Type>();
+        let community = batch.column_by_name("community").unwrap().as_primitive::<UInt32Type>();
+        rows.extend((0..batch.num_rows()).map(|i| (person.value(i), community.value(i))));
+    }
+    rows
+}
+
+/// Ingests a synthetic population and scores each setting's recovery of the hidden clusters.
+fn recovery(people: usize, seed: u64, settings: &[Settings]) -> Vec<(f64, f64, f64)> {
+    let (export, _) = synth(people, seed, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = Workspace::init(&dir.path().join("ws"), "steward").unwrap();
+    let options = IngestOptions { export: export.path().to_owned(), as_of: None };
+    ingest(&workspace, &options, Progress::hidden()).unwrap();
+    let source_of = person_ids(&workspace, export.path());
+    let truth: HashMap<String, u32> = read_table(&export.path().join("truth_people.csv"))
+        .into_iter()
+        .map(|row| (row["source_id"].clone(), row["cluster"].parse().unwrap()))
+        .collect();
+
+    settings
+        .iter()
+        .map(|setting| {
+            let report = kith::graph::stage::run(&workspace, setting, Progress::hidden()).unwrap();
+            let rows = found(&report.dir);
+            let hidden: Vec<u32> = rows.iter().map(|(p, _)| truth[&source_of[p]]).collect();
+            let detected: Vec<u32> = rows.iter().map(|(_, c)| *c).collect();
+            (nmi(&hidden, &detected), ari(&hidden, &detected), report.record.modularity)
+        })
+        .collect()
+}
+
+fn setting(quality: Quality, resolution: f64) -> Settings {
+    Settings { quality, resolution, seed: 1, iterations: 2 }
+}
+
+#[test]
+#[ignore = "a sweep for choosing defaults: cargo test --release -- --ignored resolution_sweep --nocapture"]
+fn resolution_sweep() {
+    let settings: Vec<Settings> = [1.0, 4.0, 16.0]
+        .into_iter()
+        .map(|g| setting(Quality::Modularity, g))
+        .chain([0.002, 0.005, 0.01, 0.02].into_iter().map(|g| setting(Quality::Cpm, g)))
+        .collect();
+    let people = std::env::var("KITH_SWEEP_PEOPLE").ok().and_then(|v| v.parse().ok());
+    let people: usize = people.unwrap_or(10_000);
+    for (setting, (n, a, q)) in settings.iter().zip(recovery(people, 5, &settings)) {
+        println!(
+            "{people} {:?} γ={}: NMI {n:.3} ARI {a:.3} modularity {q:.3}",
+            setting.quality, setting.resolution
+        );
+    }
+}
+
+fn default_setting() -> Settings {
+    setting(Quality::Cpm, kith::graph::community::DEFAULT_CPM_RESOLUTION)
+}
+
+/// The planted mixing level: the share of nominations that leave the namer's hidden cluster.
+fn mixing(people: usize, seed: u64) -> f64 {
+    let (export, _) = synth(people, seed, 0.0);
+    crate::support::truth(export.path())["network"]["mixing"].as_f64().unwrap()
+}
+
+#[test]
+fn hidden_clusters_are_recovered_at_ten_thousand_people() {
+    let mixing = mixing(10_000, 7);
+    assert!((0.2..0.4).contains(&mixing), "planted mixing {mixing}");
+    let (nmi, ari, _) = recovery(10_000, 7, &[default_setting()])[0];
+    assert!(nmi >= 0.9 && ari >= 0.8, "NMI {nmi}, ARI {ari} at mixing {mixing}");
+}
+
+#[test]
+fn hidden_clusters_are_recovered_at_two_hundred_thousand_people() {
+    let (nmi, ari, _) = recovery(200_000, 8, &[default_setting()])[0];
+    assert!(nmi >= 0.9 && ari >= 0.8, "NMI {nmi}, ARI {ari}");
+}
+
+#[test]
+fn kith_graph_runs_reuses_and_summarises() {
+    let (export, _) = synth(800, 3, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ws");
+    assert!(kith().arg("init").arg(&root).output().unwrap().status.success());
+    let ingest = kith().arg("--workspace").arg(&root).arg("ingest").arg(export.path()).output();
+    assert!(ingest.unwrap().status.success());
+
+    let first = kith().arg("--workspace").arg(&root).args(["graph", "--summary"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(text.contains("stored") && text.contains("reciprocity"), "{text}");
+    for person in read_table(&export.path().join("people.csv")) {
+        assert!(!text.contains(person["source_id"].as_str()));
+    }
+    let again = kith().arg("--workspace").arg(&root).arg("graph").output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("reused"));
+}
