@@ -145,7 +145,11 @@ pub enum Command {
 
         /// Resolution γ (CPM: the minimum tie weight per pair inside a community; modularity:
         /// 1 is standard).
-        #[arg(long, value_name = "G", default_value_t = crate::graph::community::DEFAULT_CPM_RESOLUTION)]
+        #[arg(
+            long,
+            value_name = "G",
+            default_value_t = crate::graph::community::DEFAULT_CPM_RESOLUTION
+        )]
         resolution: f64,
 
         /// Seed of community detection.
@@ -266,6 +270,7 @@ fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
 }
 
 /// Runs a parsed command.
+#[expect(clippy::too_many_lines, reason = "one short arm per command, each a call")]
 pub fn run(cli: Cli) -> Result<ExitStatus> {
     let mut out = Output::stdout();
     let global = &cli.global;

@@ -92,14 +92,15 @@ impl CommunityDetector for LeidenRs {
             ..LeidenConfig::default()
         };
         let output = Leiden::new(config).run(&data).map_err(failed)?;
-        let membership = (0..nodes).map(|u| output.partition.community_of(u) as u32).collect();
-        Ok(Partition { membership: connected(graph, membership), quality: output.quality })
+        let membership: Vec<u32> =
+            (0..nodes).map(|u| output.partition.community_of(u) as u32).collect();
+        Ok(Partition { membership: connected(graph, &membership), quality: output.quality })
     }
 }
 
 /// Splits every community into its connected parts and renumbers communities from 0 in order
 /// of their first node.
-pub fn connected(graph: &Adjacency, membership: Vec<u32>) -> Vec<u32> {
+pub fn connected(graph: &Adjacency, membership: &[u32]) -> Vec<u32> {
     let nodes = membership.len();
     let mut label = vec![u32::MAX; nodes];
     let mut next = 0u32;

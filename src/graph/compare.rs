@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
-fn contingency(
-    a: &[u32],
-    b: &[u32],
-) -> (HashMap<(u32, u32), f64>, HashMap<u32, f64>, HashMap<u32, f64>) {
+/// Joint counts of label pairs, and each side's label counts.
+type Tables = (HashMap<(u32, u32), f64>, HashMap<u32, f64>, HashMap<u32, f64>);
+
+fn contingency(a: &[u32], b: &[u32]) -> Tables {
     let mut joint = HashMap::new();
     let mut left = HashMap::new();
     let mut right = HashMap::new();
@@ -42,6 +42,6 @@ pub fn ari(a: &[u32], b: &[u32]) -> f64 {
     let sum_a: f64 = left.values().map(|&c| pairs(c)).sum();
     let sum_b: f64 = right.values().map(|&c| pairs(c)).sum();
     let expected = sum_a * sum_b / pairs(a.len() as f64);
-    let max = (sum_a + sum_b) / 2.0;
-    if max == expected { 1.0 } else { (index - expected) / (max - expected) }
+    let max = f64::midpoint(sum_a, sum_b);
+    if (max - expected).abs() < f64::EPSILON { 1.0 } else { (index - expected) / (max - expected) }
 }

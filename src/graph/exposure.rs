@@ -10,7 +10,6 @@
 //! machine) and a relational plan on DataFusion (a join of arcs with weekly activity and a
 //! grouped sum), which can run on a cluster later. A test checks that they agree.
 
-use std::collections::HashMap;
 use std::sync::Arc as Shared;
 
 use arrow::array::{
@@ -76,43 +75,116 @@ fn by_node(activity: &[Activity], nodes: usize) -> (Vec<Activity>, Vec<usize>) {
     (sorted, offsets)
 }
 
-/// Computes exposure in memory, in parallel over people.
+/// Computes exposure in memory, in parallel over people, returning the whole table.
 pub fn in_memory(capped: &Network, activity: &[Activity]) -> Exposure {
-    let (sorted, offsets) = by_node(activity, capped.nodes);
-    let rows: Vec<Vec<(u32, u8, i32, u8, f64, f64)>> = (0..capped.nodes)
-        .into_par_iter()
-        .map(|u| {
-            let mut sums: HashMap<(u8, i32, u8), (f64, f64)> = HashMap::new();
-            for i in capped.out.range(u) {
-                let v = capped.out.others[i] as usize;
-                let (kind, w) = (capped.out.kinds[i], f64::from(capped.out.weights[i]));
-                for a in &sorted[offsets[v]..offsets[v + 1]] {
-                    for k in [kind, ALL_KINDS] {
-                        let entry = sums.entry((a.domain, a.week, k)).or_insert((0.0, 0.0));
-                        entry.0 += w * a.healthy;
-                        entry.1 += w * a.decisions;
-                    }
-                }
-            }
-            let mut rows: Vec<_> = sums
-                .into_iter()
-                .filter(|(_, (_, den))| *den > 0.0)
-                .map(|((d, t, k), (num, den))| (u as u32, d, t, k, num / den, den))
-                .collect();
-            rows.sort_by_key(|r| (r.1, r.2, r.3));
-            rows
-        })
-        .collect();
-    let mut exposure = Exposure::default();
-    for (node, domain, week, kind, share, weight) in rows.into_iter().flatten() {
-        exposure.node.push(node);
-        exposure.domain.push(domain);
-        exposure.week.push(week);
-        exposure.kind.push(kind);
-        exposure.exposure.push(share);
-        exposure.weight.push(weight);
+    let mut table = Exposure::default();
+    for_each_chunk(capped, activity, usize::MAX, |chunk| table.extend(chunk));
+    table
+}
+
+impl Exposure {
+    fn extend(&mut self, other: Exposure) {
+        self.node.extend(other.node);
+        self.domain.extend(other.domain);
+        self.week.extend(other.week);
+        self.kind.extend(other.kind);
+        self.exposure.extend(other.exposure);
+        self.weight.extend(other.weight);
     }
-    exposure
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.node.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.node.is_empty()
+    }
+}
+
+/// Kinds in a cell: the six tie kinds and "all".
+const KIND_SLOTS: usize = 7;
+
+/// Computes exposure for `chunk_nodes` people at a time and hands each chunk, in node order,
+/// to `sink`, so a caller can write a table far larger than memory would hold at once.
+///
+/// Each rayon task keeps a dense accumulator over (domain, week, kind) for the period's weeks
+/// and clears only the cells it touched, so no hashing happens per contribution.
+pub fn for_each_chunk(
+    capped: &Network,
+    activity: &[Activity],
+    chunk_nodes: usize,
+    mut sink: impl FnMut(Exposure),
+) {
+    let (sorted, offsets) = by_node(activity, capped.nodes);
+    let (first_week, last_week) = sorted
+        .iter()
+        .fold((i32::MAX, i32::MIN), |(low, high), a| (low.min(a.week), high.max(a.week)));
+    if sorted.is_empty() {
+        return;
+    }
+    let weeks = (last_week - first_week + 1) as usize;
+    let cells = 8 * weeks * KIND_SLOTS;
+    let cell = |domain: u8, week: i32, kind: usize| {
+        (usize::from(domain) * weeks + (week - first_week) as usize) * KIND_SLOTS + kind
+    };
+
+    let step = chunk_nodes.clamp(1, capped.nodes.max(1));
+    for start in (0..capped.nodes).step_by(step) {
+        let end = (start + step).min(capped.nodes);
+        let parts: Vec<Exposure> = (start..end)
+            .into_par_iter()
+            .fold(
+                || (Exposure::default(), vec![0f64; cells], vec![0f64; cells], Vec::new()),
+                |(mut out, mut num, mut den, mut touched), u| {
+                    for i in capped.out.range(u) {
+                        let v = capped.out.others[i] as usize;
+                        let kind = usize::from(capped.out.kinds[i]);
+                        let w = f64::from(capped.out.weights[i]);
+                        for a in &sorted[offsets[v]..offsets[v + 1]] {
+                            for slot in [kind, KIND_SLOTS - 1] {
+                                let c = cell(a.domain, a.week, slot);
+                                if den[c] == 0.0 && num[c] == 0.0 {
+                                    touched.push(c);
+                                }
+                                num[c] += w * a.healthy;
+                                den[c] += w * a.decisions;
+                            }
+                        }
+                    }
+                    touched.sort_unstable();
+                    for &c in &touched {
+                        if den[c] > 0.0 {
+                            let slot = c % KIND_SLOTS;
+                            let rest = c / KIND_SLOTS;
+                            out.node.push(u as u32);
+                            out.domain.push((rest / weeks) as u8);
+                            out.week.push(first_week + (rest % weeks) as i32);
+                            out.kind.push(if slot == KIND_SLOTS - 1 {
+                                ALL_KINDS
+                            } else {
+                                slot as u8
+                            });
+                            out.exposure.push(num[c] / den[c]);
+                            out.weight.push(den[c]);
+                        }
+                        num[c] = 0.0;
+                        den[c] = 0.0;
+                    }
+                    touched.clear();
+                    (out, num, den, touched)
+                },
+            )
+            .map(|(out, ..)| out)
+            .collect();
+        // Rayon folds contiguous runs of nodes, in order, so concatenation keeps node order.
+        let mut chunk = Exposure::default();
+        for part in parts {
+            chunk.extend(part);
+        }
+        sink(chunk);
+    }
 }
 
 /// Computes exposure as a relational plan on DataFusion: arcs ⋈ activity, grouped.
@@ -204,7 +276,7 @@ pub fn relational(capped: &Network, activity: &[Activity]) -> Result<Exposure> {
             }
         }
     }
-    rows.sort_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
+    rows.sort_by_key(|row| (row.0, row.1, row.2, row.3));
     let mut exposure = Exposure::default();
     for (node, domain, week, kind, share, weight) in rows {
         exposure.node.push(node);

@@ -88,7 +88,9 @@ pub fn core_numbers(graph: &Adjacency) -> Vec<u32> {
     let mut degree: Vec<usize> = (0..nodes).map(|u| graph.degree(u)).collect();
     let max = degree.iter().copied().max().unwrap_or(0);
     let mut bins = vec![0usize; max + 2];
-    degree.iter().for_each(|&d| bins[d] += 1);
+    for &d in &degree {
+        bins[d] += 1;
+    }
     let mut start = 0;
     for bin in &mut bins {
         let count = *bin;

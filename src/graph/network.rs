@@ -138,7 +138,7 @@ impl Network {
         for arc in halves {
             match merged.last_mut() {
                 Some(last) if last.from == arc.from && last.to == arc.to => {
-                    last.weight += arc.weight
+                    last.weight += arc.weight;
                 }
                 _ => merged.push(arc),
             }

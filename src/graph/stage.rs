@@ -213,6 +213,98 @@ fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
     writer.into_inner().map_err(failed)?.sync_all().at("flushing", path)
 }
 
+/// The per-person columns of `people.parquet` besides the degrees.
+struct PerPerson<'a> {
+    ids: &'a [i64],
+    community: &'a [u32],
+    component: Vec<u32>,
+    cores: Vec<u32>,
+    clustering: Vec<f64>,
+}
+
+/// Writes `people.parquet`: ID, community found, component, core, clustering, and the
+/// out/in/mutual degree of every tie kind.
+fn write_people(path: &Path, person: PerPerson<'_>, degrees: &metrics::Degrees) -> Result<()> {
+    let mut people: Vec<(&str, ArrayRef)> = vec![
+        ("person", Shared::new(Int64Array::from(person.ids.to_vec()))),
+        ("community", Shared::new(UInt32Array::from(person.community.to_vec()))),
+        ("component", Shared::new(UInt32Array::from(person.component))),
+        ("core", Shared::new(UInt32Array::from(person.cores))),
+        ("clustering", Shared::new(Float64Array::from(person.clustering))),
+    ];
+    let names: Vec<String> = TieKind::ALL
+        .iter()
+        .flat_map(|k| ["out", "in", "mutual"].map(|d| format!("{d}_{}", k.as_str())))
+        .collect();
+    for (position, kind) in TieKind::ALL.iter().enumerate() {
+        for (offset, counts) in
+            [&degrees.out, &degrees.incoming, &degrees.mutual].into_iter().enumerate()
+        {
+            let name = names[position * 3 + offset].as_str();
+            people.push((name, Shared::new(UInt32Array::from(counts[kind.index()].clone()))));
+        }
+    }
+    write_parquet(path, people)
+}
+
+/// Computes exposure a chunk of people at a time and streams it to Parquet; returns the rows.
+fn write_exposure(
+    path: &Path,
+    capped: &Network,
+    activity: &[Activity],
+    ids: &[i64],
+) -> Result<usize> {
+    let schema = Shared::new(Schema::new(vec![
+        Field::new("person", arrow::datatypes::DataType::Int64, false),
+        Field::new("domain", arrow::datatypes::DataType::UInt8, false),
+        Field::new("week", arrow::datatypes::DataType::Int32, false),
+        Field::new("kind", arrow::datatypes::DataType::UInt8, false),
+        Field::new("exposure", arrow::datatypes::DataType::Float64, false),
+        Field::new("weight", arrow::datatypes::DataType::Float64, false),
+    ]));
+    let failed = |e: parquet::errors::ParquetError| {
+        Error::internal(format!("writing {}: {e}", path.display()))
+    };
+    let file = File::create(path).at("creating", path)?;
+    let mut writer = ArrowWriter::try_new(file, Shared::clone(&schema), None).map_err(failed)?;
+    let mut rows = 0;
+    let mut outcome = Ok(());
+    exposure::for_each_chunk(capped, activity, 1 << 16, |chunk| {
+        if outcome.is_err() || chunk.is_empty() {
+            return;
+        }
+        rows += chunk.len();
+        let columns: Vec<ArrayRef> = vec![
+            Shared::new(chunk.node.iter().map(|&u| ids[u as usize]).collect::<Int64Array>()),
+            Shared::new(UInt8Array::from(chunk.domain)),
+            Shared::new(Int32Array::from(chunk.week)),
+            Shared::new(UInt8Array::from(chunk.kind)),
+            Shared::new(Float64Array::from(chunk.exposure)),
+            Shared::new(Float64Array::from(chunk.weight)),
+        ];
+        outcome = RecordBatch::try_new(Shared::clone(&schema), columns)
+            .map_err(|e| Error::internal(format!("exposure batch: {e}")))
+            .and_then(|batch| writer.write(&batch).map_err(failed));
+    });
+    outcome?;
+    writer.into_inner().map_err(failed)?.sync_all().at("flushing", path)?;
+    Ok(rows)
+}
+
+/// The record of artifacts already stored with these settings, if any.
+fn existing(dir: &Path) -> Result<Option<GraphRecord>> {
+    let path = dir.join("graph.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).at("reading", &path)?;
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Integrity {
+        file: path.clone(),
+        line: None,
+        problem: e.to_string(),
+    })
+}
+
 /// Runs the graph stage on the newest snapshot.
 pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Result<GraphReport> {
     let (snapshot, snapshot_dir, _) = crate::privacy::release::newest_snapshot(workspace)?;
@@ -221,13 +313,7 @@ pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Re
         serde_json::to_value(settings).map_err(|e| Error::internal(e.to_string()))?;
     let key = hex(&Sha256::digest(format!("{cap}/{settings_json}").as_bytes()));
     let dir = snapshot_dir.join(format!("graph-{}", &key[..12]));
-    if dir.join("graph.json").exists() {
-        let text = std::fs::read_to_string(dir.join("graph.json")).at("reading", &dir)?;
-        let record = serde_json::from_str(&text).map_err(|e| Error::Integrity {
-            file: dir.join("graph.json"),
-            line: None,
-            problem: e.to_string(),
-        })?;
+    if let Some(record) = existing(&dir)? {
         return Ok(GraphReport { dir, reused: true, record });
     }
 
@@ -269,38 +355,22 @@ pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Re
     let modularity = super::community::modularity(&undirected, &partition.membership, 1.0);
     step("communities", started);
 
-    let started = Instant::now();
-    let activity = read_activity(&snapshot_dir, &nodes)?;
-    let table = exposure::in_memory(&capped, &activity);
-    step("exposure", started);
-
-    let started = Instant::now();
     let staging = snapshot_dir.join(format!(".graph-staging-{}", std::process::id()));
     if staging.exists() {
         std::fs::remove_dir_all(&staging).at("removing", &staging)?;
     }
     std::fs::create_dir(&staging).at("creating folder", &staging)?;
     let ids = &nodes.ids;
-    let mut people: Vec<(&str, ArrayRef)> = vec![
-        ("person", Shared::new(Int64Array::from(ids.clone()))),
-        ("community", Shared::new(UInt32Array::from(partition.membership.clone()))),
-        ("component", Shared::new(UInt32Array::from(component))),
-        ("core", Shared::new(UInt32Array::from(cores))),
-        ("clustering", Shared::new(Float64Array::from(clustering))),
-    ];
-    let names: Vec<String> = TieKind::ALL
-        .iter()
-        .flat_map(|k| ["out", "in", "mutual"].map(|d| format!("{d}_{}", k.as_str())))
-        .collect();
-    for (position, kind) in TieKind::ALL.iter().enumerate() {
-        for (offset, counts) in
-            [&degrees.out, &degrees.incoming, &degrees.mutual].into_iter().enumerate()
-        {
-            let name = names[position * 3 + offset].as_str();
-            people.push((name, Shared::new(UInt32Array::from(counts[kind.index()].clone()))));
-        }
-    }
-    write_parquet(&staging.join("people.parquet"), people)?;
+
+    let started = Instant::now();
+    let activity = read_activity(&snapshot_dir, &nodes)?;
+    let exposure_rows = write_exposure(&staging.join("exposure.parquet"), &capped, &activity, ids)?;
+    step("exposure", started);
+
+    let started = Instant::now();
+    let per_person =
+        PerPerson { ids, community: &partition.membership, component, cores, clustering };
+    write_people(&staging.join("people.parquet"), per_person, &degrees)?;
 
     let arcs = capped.arc_list();
     write_parquet(
@@ -322,20 +392,6 @@ pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Re
             ),
         ],
     )?;
-    write_parquet(
-        &staging.join("exposure.parquet"),
-        vec![
-            (
-                "person",
-                Shared::new(table.node.iter().map(|&u| ids[u as usize]).collect::<Int64Array>()),
-            ),
-            ("domain", Shared::new(UInt8Array::from(table.domain.clone()))),
-            ("week", Shared::new(Int32Array::from(table.week.clone()))),
-            ("kind", Shared::new(UInt8Array::from(table.kind.clone()))),
-            ("exposure", Shared::new(Float64Array::from(table.exposure.clone()))),
-            ("weight", Shared::new(Float64Array::from(table.weight.clone()))),
-        ],
-    )?;
     step("write", started);
     bar.finish_and_clear();
 
@@ -347,7 +403,7 @@ pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Re
         communities: partition.communities(),
         modularity,
         capped_nominations: capped.arcs(),
-        exposure_rows: table.node.len(),
+        exposure_rows,
         seconds,
     };
     let text = serde_json::to_string_pretty(&record).map_err(|e| Error::internal(e.to_string()))?;

@@ -13,7 +13,7 @@ use super::metrics::{clustering, components, core_numbers, degrees};
 use super::network::{Arc, Network};
 
 /// Zachary's karate club (1977), 34 members and 78 friendships, numbered from 0 as in
-/// NetworkX's `karate_club_graph`.
+/// `NetworkX`'s `karate_club_graph`.
 const KARATE: [(u32, u32); 78] = [
     (0, 1),
     (0, 2),
@@ -177,7 +177,9 @@ fn brute_cores(sets: &[BTreeSet<usize>]) -> Vec<u32> {
             if drop.is_empty() {
                 break;
             }
-            drop.into_iter().for_each(|u| alive[u] = false);
+            for u in drop {
+                alive[u] = false;
+            }
         }
         (0..n).filter(|&u| alive[u]).for_each(|u| core[u] = k as u32);
     }

@@ -94,13 +94,14 @@ fn every_workspace_command_under_every_role() {
     let root = dir.path();
     let (export, _) = synth(200, 5, 0.0);
     let export = export.path().to_str().unwrap().to_owned();
-    let commands: [(&[&str], Operation); 6] = [
+    let commands: [(&[&str], Operation); 7] = [
         (&["audit", "verify"], Operation::AuditVerify),
         (&["audit", "show"], Operation::AuditShow),
         (&["ingest", &export], Operation::Ingest),
         (&["rotate-key"], Operation::RotateKey),
         (&["release", "--period", "2026-02"], Operation::Report),
         (&["budget"], Operation::BudgetShow),
+        (&["graph"], Operation::Graph),
     ];
     let callers = [
         (None, Some(Role::Steward)),

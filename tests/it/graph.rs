@@ -21,10 +21,10 @@ use crate::support::{kith, read_table, synth};
 fn person_ids(workspace: &Workspace, export: &Path) -> HashMap<i64, String> {
     let ring = workspace.key_ring().unwrap();
     let path = workspace.folder("identity").join("map.bin");
-    let mut map = IdentityMap::load(&path, &ring).unwrap();
-    let indexer = Indexer::new(&ring, map.generations());
+    let mut identity = IdentityMap::load(&path, &ring).unwrap();
+    let indexer = Indexer::new(&ring, identity.generations());
     let people = read_table(&export.join("people.csv"));
-    let indexes: Vec<_> = people
+    let pair_indexes: Vec<_> = people
         .iter()
         .map(|p| {
             let dob = kith::intake::contract::parse_date(&p["dob"]).unwrap();
@@ -32,7 +32,7 @@ fn person_ids(workspace: &Workspace, export: &Path) -> HashMap<i64, String> {
             indexer.pair(kith::intake::contract::epoch_days(dob), ssn)
         })
         .collect();
-    let (ids, _) = map.assign(&indexes).unwrap();
+    let (ids, _) = identity.assign(&pair_indexes).unwrap();
     ids.into_iter().zip(people.iter().map(|p| p["source_id"].clone())).collect()
 }
 
@@ -80,7 +80,8 @@ fn setting(quality: Quality, resolution: f64) -> Settings {
 }
 
 #[test]
-#[ignore = "a sweep for choosing defaults: cargo test --release -- --ignored resolution_sweep --nocapture"]
+#[ignore = "a sweep for choosing defaults; see docs/graph.md for the command"]
+#[expect(clippy::print_stdout, reason = "the sweep's output is its result")]
 fn resolution_sweep() {
     let settings: Vec<Settings> = [1.0, 4.0, 16.0]
         .into_iter()
