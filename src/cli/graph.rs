@@ -3,7 +3,7 @@
 use super::output::Output;
 use crate::audit::Done;
 use crate::error::Result;
-use crate::graph::community::Settings;
+use crate::graph::community::{Detector, Settings};
 use crate::graph::stage;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
@@ -11,12 +11,13 @@ use crate::workspace::Workspace;
 /// Builds (or reuses) the graph artifacts; with `summary`, prints the diagnostics.
 pub(super) fn run(
     workspace: &Workspace,
+    detector: Detector,
     settings: &Settings,
     summary: bool,
     progress: Progress,
     out: &mut Output,
 ) -> Result<Done> {
-    let report = stage::run(workspace, settings, progress)?;
+    let report = stage::run(workspace, detector, settings, progress)?;
     let record = &report.record;
     let verb = if report.reused { "reused" } else { "stored" };
     out.line(format!(

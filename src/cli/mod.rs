@@ -159,6 +159,10 @@ pub enum Command {
         /// Leiden iterations.
         #[arg(long, value_name = "N", default_value_t = 2)]
         iterations: usize,
+
+        /// Which Leiden implementation runs.
+        #[arg(long, value_enum, default_value_t = crate::graph::community::Detector::Kith)]
+        detector: crate::graph::community::Detector,
     },
 
     /// Publish the community health release for a period (steward, analyst).
@@ -327,7 +331,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
                 release::run(workspace, &user, &period, epsilon, &mut out)
             })
         }
-        Command::Graph { summary, quality, resolution, seed, iterations } => {
+        Command::Graph { summary, quality, resolution, seed, iterations, detector } => {
             let settings =
                 crate::graph::community::Settings { quality, resolution, seed, iterations };
             let args = BTreeMap::from([
@@ -337,7 +341,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             ]);
             let progress = global.progress();
             in_workspace(global, Operation::Graph, args, |workspace| {
-                graph::run(workspace, &settings, summary, progress, &mut out)
+                graph::run(workspace, detector, &settings, summary, progress, &mut out)
             })
         }
         Command::Budget { period } => {

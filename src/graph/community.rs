@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// populations (docs/graph.md has the sweep): at 10,000 and 200,000 people it gave the best
 /// adjusted Rand index of the settings tried, where modularity's resolution limit starts to
 /// merge clusters at the larger size.
-pub const DEFAULT_CPM_RESOLUTION: f64 = 0.005;
+pub const DEFAULT_CPM_RESOLUTION: f64 = 0.01;
 
 /// Which quality function to optimise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -26,6 +26,25 @@ pub enum Quality {
     Modularity,
     /// The Constant Potts Model: a community must be denser than the resolution.
     Cpm,
+}
+
+/// Which implementation of Leiden runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+pub enum Detector {
+    /// kith's own Leiden (`graph::leiden`).
+    Kith,
+    /// The `leiden-rs` crate.
+    LeidenRs,
+}
+
+impl Detector {
+    /// Runs the chosen implementation.
+    pub fn detect(self, graph: &Adjacency, settings: &Settings) -> Result<Partition> {
+        match self {
+            Detector::Kith => super::leiden::KithLeiden.detect(graph, settings),
+            Detector::LeidenRs => LeidenRs.detect(graph, settings),
+        }
+    }
 }
 
 /// Settings of a community detection run.

@@ -12,6 +12,7 @@ pub mod cap;
 pub mod community;
 pub mod compare;
 pub mod exposure;
+pub mod leiden;
 pub mod metrics;
 pub mod network;
 pub mod stage;

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::cap::degree_cap;
-use super::community::{CommunityDetector, LeidenRs, Settings};
+use super::community::{Detector, Settings};
 use super::exposure::{self, Activity};
 use super::metrics::{self, GraphSummary};
 use super::network::{Arc, Network};
@@ -306,12 +306,17 @@ fn existing(dir: &Path) -> Result<Option<GraphRecord>> {
 }
 
 /// Runs the graph stage on the newest snapshot.
-pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Result<GraphReport> {
+pub fn run(
+    workspace: &Workspace,
+    detector: Detector,
+    settings: &Settings,
+    progress: Progress,
+) -> Result<GraphReport> {
     let (snapshot, snapshot_dir, _) = crate::privacy::release::newest_snapshot(workspace)?;
     let cap = workspace.policy().privacy.degree_cap as usize;
     let settings_json =
         serde_json::to_value(settings).map_err(|e| Error::internal(e.to_string()))?;
-    let key = hex(&Sha256::digest(format!("{cap}/{settings_json}").as_bytes()));
+    let key = hex(&Sha256::digest(format!("{cap}/{detector:?}/{settings_json}").as_bytes()));
     let dir = snapshot_dir.join(format!("graph-{}", &key[..12]));
     if let Some(record) = existing(&dir)? {
         return Ok(GraphReport { dir, reused: true, record });
@@ -351,7 +356,7 @@ pub fn run(workspace: &Workspace, settings: &Settings, progress: Progress) -> Re
     step("cap", started);
 
     let started = Instant::now();
-    let partition = LeidenRs.detect(&undirected, settings)?;
+    let partition = detector.detect(&undirected, settings)?;
     let modularity = super::community::modularity(&undirected, &partition.membership, 1.0);
     step("communities", started);
 

@@ -132,6 +132,19 @@ fn assert_connected(graph: &super::network::Adjacency, membership: &[u32]) {
 }
 
 #[test]
+fn kiths_own_leiden_finds_the_karate_club_communities() {
+    let graph = karate().undirected();
+    for seed in 0..10 {
+        let settings =
+            Settings { quality: Quality::Modularity, resolution: 1.0, seed, iterations: 2 };
+        let partition = super::leiden::KithLeiden.detect(&graph, &settings).unwrap();
+        let q = modularity(&graph, &partition.membership, 1.0);
+        assert!(q >= 0.41, "seed {seed}: modularity {q}");
+        assert_connected(&graph, &partition.membership);
+    }
+}
+
+#[test]
 fn partition_agreement_scores_behave() {
     let a = [0, 0, 1, 1, 2, 2];
     assert!((nmi(&a, &[5, 5, 7, 7, 9, 9]) - 1.0).abs() < 1e-12);

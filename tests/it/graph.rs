@@ -66,13 +66,23 @@ fn recovery(people: usize, seed: u64, settings: &[Settings]) -> Vec<(f64, f64, f
     settings
         .iter()
         .map(|setting| {
-            let report = kith::graph::stage::run(&workspace, setting, Progress::hidden()).unwrap();
+            let detector = detector();
+            let report =
+                kith::graph::stage::run(&workspace, detector, setting, Progress::hidden()).unwrap();
             let rows = found(&report.dir);
             let hidden: Vec<u32> = rows.iter().map(|(p, _)| truth[&source_of[p]]).collect();
             let detected: Vec<u32> = rows.iter().map(|(_, c)| *c).collect();
             (nmi(&hidden, &detected), ari(&hidden, &detected), report.record.modularity)
         })
         .collect()
+}
+
+/// The detector under test: kith's own unless `KITH_DETECTOR=leiden-rs`.
+fn detector() -> kith::graph::community::Detector {
+    match std::env::var("KITH_DETECTOR").as_deref() {
+        Ok("leiden-rs") => kith::graph::community::Detector::LeidenRs,
+        _ => kith::graph::community::Detector::Kith,
+    }
 }
 
 fn setting(quality: Quality, resolution: f64) -> Settings {
@@ -86,7 +96,7 @@ fn resolution_sweep() {
     let settings: Vec<Settings> = [1.0, 4.0, 16.0]
         .into_iter()
         .map(|g| setting(Quality::Modularity, g))
-        .chain([0.002, 0.005, 0.01, 0.02].into_iter().map(|g| setting(Quality::Cpm, g)))
+        .chain([0.01, 0.02, 0.03, 0.05].into_iter().map(|g| setting(Quality::Cpm, g)))
         .collect();
     let people = std::env::var("KITH_SWEEP_PEOPLE").ok().and_then(|v| v.parse().ok());
     let people: usize = people.unwrap_or(10_000);
