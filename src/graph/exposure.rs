@@ -106,79 +106,100 @@ impl Exposure {
 /// Kinds in a cell: the six tie kinds and "all".
 const KIND_SLOTS: usize = 7;
 
-/// Computes exposure for `chunk_nodes` people at a time and hands each chunk, in node order,
-/// to `sink`, so a caller can write a table far larger than memory would hold at once.
-///
-/// Each rayon task keeps a dense accumulator over (domain, week, kind) for the period's weeks
-/// and clears only the cells it touched, so no hashing happens per contribution.
+/// Activity sorted by person with each person's row range, and the period's weeks.
+pub struct Prepared {
+    sorted: Vec<Activity>,
+    offsets: Vec<usize>,
+    first_week: i32,
+    weeks: usize,
+}
+
+/// Sorts activity by person for [`compute_range`].
+pub fn prepare(nodes: usize, activity: &[Activity]) -> Prepared {
+    let (sorted, offsets) = by_node(activity, nodes);
+    let (first, last) = sorted
+        .iter()
+        .fold((i32::MAX, i32::MIN), |(low, high), a| (low.min(a.week), high.max(a.week)));
+    let weeks = if sorted.is_empty() { 0 } else { (last - first + 1) as usize };
+    Prepared { sorted, offsets, first_week: first, weeks }
+}
+
+/// Exposure rows of the people in `range`, computed on the calling thread with a dense
+/// accumulator over (domain, week, kind) that is cleared only where it was touched, so no
+/// hashing happens per contribution.
+pub fn compute_range(
+    capped: &Network,
+    prepared: &Prepared,
+    range: std::ops::Range<usize>,
+) -> Exposure {
+    let mut out = Exposure::default();
+    if prepared.weeks == 0 {
+        return out;
+    }
+    let weeks = prepared.weeks;
+    let cells = 8 * weeks * KIND_SLOTS;
+    let cell = |domain: u8, week: i32, kind: usize| {
+        (usize::from(domain) * weeks + (week - prepared.first_week) as usize) * KIND_SLOTS + kind
+    };
+    let (mut num, mut den) = (vec![0f64; cells], vec![0f64; cells]);
+    let mut touched: Vec<usize> = Vec::new();
+    for u in range {
+        for i in capped.out.range(u) {
+            let v = capped.out.others[i] as usize;
+            let kind = usize::from(capped.out.kinds[i]);
+            let w = f64::from(capped.out.weights[i]);
+            for a in &prepared.sorted[prepared.offsets[v]..prepared.offsets[v + 1]] {
+                for slot in [kind, KIND_SLOTS - 1] {
+                    let c = cell(a.domain, a.week, slot);
+                    if den[c] == 0.0 {
+                        touched.push(c);
+                    }
+                    num[c] += w * a.healthy;
+                    den[c] += w * a.decisions;
+                }
+            }
+        }
+        touched.sort_unstable();
+        for &c in &touched {
+            let slot = c % KIND_SLOTS;
+            let rest = c / KIND_SLOTS;
+            out.node.push(u as u32);
+            out.domain.push((rest / weeks) as u8);
+            out.week.push(prepared.first_week + (rest % weeks) as i32);
+            out.kind.push(if slot == KIND_SLOTS - 1 { ALL_KINDS } else { slot as u8 });
+            out.exposure.push(num[c] / den[c]);
+            out.weight.push(den[c]);
+            num[c] = 0.0;
+            den[c] = 0.0;
+        }
+        touched.clear();
+    }
+    out
+}
+
+/// Computes exposure for `chunk_nodes` people at a time, each chunk in parallel, and hands
+/// the chunks in person order to `sink`.
 pub fn for_each_chunk(
     capped: &Network,
     activity: &[Activity],
     chunk_nodes: usize,
     mut sink: impl FnMut(Exposure),
 ) {
-    let (sorted, offsets) = by_node(activity, capped.nodes);
-    let (first_week, last_week) = sorted
-        .iter()
-        .fold((i32::MAX, i32::MIN), |(low, high), a| (low.min(a.week), high.max(a.week)));
-    if sorted.is_empty() {
-        return;
-    }
-    let weeks = (last_week - first_week + 1) as usize;
-    let cells = 8 * weeks * KIND_SLOTS;
-    let cell = |domain: u8, week: i32, kind: usize| {
-        (usize::from(domain) * weeks + (week - first_week) as usize) * KIND_SLOTS + kind
-    };
-
+    let prepared = prepare(capped.nodes, activity);
     let step = chunk_nodes.clamp(1, capped.nodes.max(1));
     for start in (0..capped.nodes).step_by(step) {
         let end = (start + step).min(capped.nodes);
-        let parts: Vec<Exposure> = (start..end)
+        let pieces = (end - start).div_ceil(1024);
+        let parts: Vec<Exposure> = (0..pieces)
             .into_par_iter()
-            .fold(
-                || (Exposure::default(), vec![0f64; cells], vec![0f64; cells], Vec::new()),
-                |(mut out, mut num, mut den, mut touched), u| {
-                    for i in capped.out.range(u) {
-                        let v = capped.out.others[i] as usize;
-                        let kind = usize::from(capped.out.kinds[i]);
-                        let w = f64::from(capped.out.weights[i]);
-                        for a in &sorted[offsets[v]..offsets[v + 1]] {
-                            for slot in [kind, KIND_SLOTS - 1] {
-                                let c = cell(a.domain, a.week, slot);
-                                if den[c] == 0.0 && num[c] == 0.0 {
-                                    touched.push(c);
-                                }
-                                num[c] += w * a.healthy;
-                                den[c] += w * a.decisions;
-                            }
-                        }
-                    }
-                    touched.sort_unstable();
-                    for &c in &touched {
-                        if den[c] > 0.0 {
-                            let slot = c % KIND_SLOTS;
-                            let rest = c / KIND_SLOTS;
-                            out.node.push(u as u32);
-                            out.domain.push((rest / weeks) as u8);
-                            out.week.push(first_week + (rest % weeks) as i32);
-                            out.kind.push(if slot == KIND_SLOTS - 1 {
-                                ALL_KINDS
-                            } else {
-                                slot as u8
-                            });
-                            out.exposure.push(num[c] / den[c]);
-                            out.weight.push(den[c]);
-                        }
-                        num[c] = 0.0;
-                        den[c] = 0.0;
-                    }
-                    touched.clear();
-                    (out, num, den, touched)
-                },
-            )
-            .map(|(out, ..)| out)
+            .map(|p| {
+                compute_range(
+                    capped,
+                    &prepared,
+                    start + p * 1024..(start + (p + 1) * 1024).min(end),
+                )
+            })
             .collect();
-        // Rayon folds contiguous runs of nodes, in order, so concatenation keeps node order.
         let mut chunk = Exposure::default();
         for part in parts {
             chunk.extend(part);

@@ -159,39 +159,84 @@ fn read_arcs(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Arc>> {
     Ok(arcs)
 }
 
+/// Weekly decision and healthy counts per person and domain. Each decisions part is decoded
+/// on its own thread into packed keys (person, domain, week, healthy), which one parallel sort
+/// groups: cheaper than a hash map over tens of millions of rows.
 fn read_activity(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Activity>> {
-    let mut cells: HashMap<(u32, u8, i32), (f64, f64)> = HashMap::new();
-    for batch in batches(&snapshot.join("decisions"), &["person", "date", "domain", "healthy"])? {
-        let person = batch.column(0).as_primitive::<Int64Type>();
-        let date = batch.column(1).as_primitive::<Date32Type>();
-        let domain = batch.column(2).as_dictionary::<UInt8Type>();
-        let names = domain.values().as_string::<i32>();
-        let domains: Vec<u8> = (0..names.len())
-            .map(|i| Domain::parse(names.value(i)).map_or(u8::MAX, |d| d.index() as u8))
-            .collect();
-        let healthy = batch.column(3).as_boolean();
-        for row in 0..batch.num_rows() {
-            let Some(&node) = nodes.index.get(&person.value(row)) else { continue };
-            let key = (
-                node,
-                domains[usize::from(domain.keys().value(row))],
-                exposure::week(date.value(row)),
+    use rayon::prelude::*;
+
+    const WEEK_OFFSET: i64 = 1 << 21;
+    let files = parquet_files(&snapshot.join("decisions"))?;
+    let keys: Vec<Vec<u64>> = files
+        .par_iter()
+        .map(|path| {
+            let file = File::open(path).at("opening", path)?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(file).map_err(vault_error(path))?;
+            let mask = ProjectionMask::columns(
+                builder.parquet_schema(),
+                ["person", "date", "domain", "healthy"],
             );
-            let cell = cells.entry(key).or_insert((0.0, 0.0));
-            cell.0 += 1.0;
-            cell.1 += f64::from(u8::from(healthy.value(row)));
+            let mut keys = Vec::new();
+            for batch in builder.with_projection(mask).build().map_err(vault_error(path))? {
+                let batch =
+                    batch.map_err(|e| Error::internal(format!("reading decisions: {e}")))?;
+                let person = batch.column(0).as_primitive::<Int64Type>();
+                let date = batch.column(1).as_primitive::<Date32Type>();
+                let domain = batch.column(2).as_dictionary::<UInt8Type>();
+                let names = domain.values().as_string::<i32>();
+                let domains: Vec<u64> = (0..names.len())
+                    .map(|i| Domain::parse(names.value(i)).map(|d| d.index() as u64))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::Integrity {
+                        file: path.clone(),
+                        line: None,
+                        problem: "a stored decision has a domain outside the contract".into(),
+                    })?;
+                let healthy = batch.column(3).as_boolean();
+                for row in 0..batch.num_rows() {
+                    let Some(&node) = nodes.index.get(&person.value(row)) else { continue };
+                    let week = (i64::from(exposure::week(date.value(row))) + WEEK_OFFSET) as u64;
+                    let domain = domains[usize::from(domain.keys().value(row))];
+                    keys.push(
+                        (u64::from(node) << 26)
+                            | (domain << 23)
+                            | ((week & 0x3f_ffff) << 1)
+                            | u64::from(healthy.value(row)),
+                    );
+                }
+            }
+            Ok(keys)
+        })
+        .collect::<Result<_>>()?;
+    let mut keys = keys.concat();
+    keys.par_sort_unstable();
+
+    let mut activity: Vec<Activity> = Vec::new();
+    for key in keys {
+        let cell = key >> 1;
+        let healthy = f64::from((key & 1) as u8);
+        match activity.last_mut() {
+            Some(last) if pack(last) == cell => {
+                last.decisions += 1.0;
+                last.healthy += healthy;
+            }
+            _ => activity.push(Activity {
+                node: (cell >> 25) as u32,
+                domain: ((cell >> 22) & 7) as u8,
+                week: ((cell & 0x3f_ffff) as i64 - WEEK_OFFSET) as i32,
+                decisions: 1.0,
+                healthy,
+            }),
         }
     }
-    Ok(cells
-        .into_iter()
-        .map(|((node, domain, week), (decisions, healthy))| Activity {
-            node,
-            domain,
-            week,
-            decisions,
-            healthy,
-        })
-        .collect())
+    return Ok(activity);
+
+    fn pack(a: &Activity) -> u64 {
+        (u64::from(a.node) << 25)
+            | (u64::from(a.domain) << 22)
+            | ((i64::from(a.week) + WEEK_OFFSET) as u64 & 0x3f_ffff)
+    }
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {
@@ -247,48 +292,47 @@ fn write_people(path: &Path, person: PerPerson<'_>, degrees: &metrics::Degrees) 
     write_parquet(path, people)
 }
 
-/// Computes exposure a chunk of people at a time and streams it to Parquet; returns the rows.
+/// Computes exposure in parallel chunks of people, each written to its own Parquet part in
+/// `dir`, so computing and writing both use every core. Returns the rows written.
 fn write_exposure(
-    path: &Path,
+    dir: &Path,
     capped: &Network,
     activity: &[Activity],
     ids: &[i64],
 ) -> Result<usize> {
-    let schema = Shared::new(Schema::new(vec![
-        Field::new("person", arrow::datatypes::DataType::Int64, false),
-        Field::new("domain", arrow::datatypes::DataType::UInt8, false),
-        Field::new("week", arrow::datatypes::DataType::Int32, false),
-        Field::new("kind", arrow::datatypes::DataType::UInt8, false),
-        Field::new("exposure", arrow::datatypes::DataType::Float64, false),
-        Field::new("weight", arrow::datatypes::DataType::Float64, false),
-    ]));
-    let failed = |e: parquet::errors::ParquetError| {
-        Error::internal(format!("writing {}: {e}", path.display()))
-    };
-    let file = File::create(path).at("creating", path)?;
-    let mut writer = ArrowWriter::try_new(file, Shared::clone(&schema), None).map_err(failed)?;
-    let mut rows = 0;
-    let mut outcome = Ok(());
-    exposure::for_each_chunk(capped, activity, 1 << 16, |chunk| {
-        if outcome.is_err() || chunk.is_empty() {
-            return;
-        }
-        rows += chunk.len();
-        let columns: Vec<ArrayRef> = vec![
-            Shared::new(chunk.node.iter().map(|&u| ids[u as usize]).collect::<Int64Array>()),
-            Shared::new(UInt8Array::from(chunk.domain)),
-            Shared::new(Int32Array::from(chunk.week)),
-            Shared::new(UInt8Array::from(chunk.kind)),
-            Shared::new(Float64Array::from(chunk.exposure)),
-            Shared::new(Float64Array::from(chunk.weight)),
-        ];
-        outcome = RecordBatch::try_new(Shared::clone(&schema), columns)
-            .map_err(|e| Error::internal(format!("exposure batch: {e}")))
-            .and_then(|batch| writer.write(&batch).map_err(failed));
-    });
-    outcome?;
-    writer.into_inner().map_err(failed)?.sync_all().at("flushing", path)?;
-    Ok(rows)
+    use rayon::prelude::*;
+
+    std::fs::create_dir(dir).at("creating folder", dir)?;
+    let prepared = exposure::prepare(capped.nodes, activity);
+    let chunk = 1 << 15;
+    let parts = capped.nodes.div_ceil(chunk);
+    let rows: Vec<usize> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let range = part * chunk..((part + 1) * chunk).min(capped.nodes);
+            let table = exposure::compute_range(capped, &prepared, range);
+            let rows = table.len();
+            let path = dir.join(format!("part-{part:05}.parquet"));
+            write_parquet(
+                &path,
+                vec![
+                    (
+                        "person",
+                        Shared::new(
+                            table.node.iter().map(|&u| ids[u as usize]).collect::<Int64Array>(),
+                        ),
+                    ),
+                    ("domain", Shared::new(UInt8Array::from(table.domain))),
+                    ("week", Shared::new(Int32Array::from(table.week))),
+                    ("kind", Shared::new(UInt8Array::from(table.kind))),
+                    ("exposure", Shared::new(Float64Array::from(table.exposure))),
+                    ("weight", Shared::new(Float64Array::from(table.weight))),
+                ],
+            )?;
+            Ok(rows)
+        })
+        .collect::<Result<_>>()?;
+    Ok(rows.iter().sum())
 }
 
 /// The record of artifacts already stored with these settings, if any.
@@ -322,7 +366,7 @@ pub fn run(
         return Ok(GraphReport { dir, reused: true, record });
     }
 
-    let bar = progress.bar("graph", 6);
+    let bar = progress.bar("graph", 7);
     let mut seconds = Vec::new();
     let mut step = |name: &str, started: Instant| {
         seconds.push((name.to_owned(), started.elapsed().as_secs_f64()));
@@ -369,7 +413,9 @@ pub fn run(
 
     let started = Instant::now();
     let activity = read_activity(&snapshot_dir, &nodes)?;
-    let exposure_rows = write_exposure(&staging.join("exposure.parquet"), &capped, &activity, ids)?;
+    step("activity", started);
+    let started = Instant::now();
+    let exposure_rows = write_exposure(&staging.join("exposure"), &capped, &activity, ids)?;
     step("exposure", started);
 
     let started = Instant::now();
