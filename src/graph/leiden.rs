@@ -252,8 +252,8 @@ fn aggregate(level: &Level, labels: &[u32], groups: usize) -> Level {
     }
     let mut members = vec![0u32; level.nodes()];
     let mut fill = starts.clone();
-    for v in 0..level.nodes() {
-        let g = labels[v] as usize;
+    for (v, &label) in labels.iter().enumerate() {
+        let g = label as usize;
         members[fill[g]] = v as u32;
         fill[g] += 1;
     }

@@ -212,6 +212,11 @@ fn read_activity(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Activity>> {
     let mut keys = keys.concat();
     keys.par_sort_unstable();
 
+    let pack = |a: &Activity| {
+        (u64::from(a.node) << 25)
+            | (u64::from(a.domain) << 22)
+            | ((i64::from(a.week) + WEEK_OFFSET) as u64 & 0x3f_ffff)
+    };
     let mut activity: Vec<Activity> = Vec::new();
     for key in keys {
         let cell = key >> 1;
@@ -230,13 +235,7 @@ fn read_activity(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Activity>> {
             }),
         }
     }
-    return Ok(activity);
-
-    fn pack(a: &Activity) -> u64 {
-        (u64::from(a.node) << 25)
-            | (u64::from(a.domain) << 22)
-            | ((i64::from(a.week) + WEEK_OFFSET) as u64 & 0x3f_ffff)
-    }
+    Ok(activity)
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Side by side: igraph's Leiden and kith's Leiden on the same synthetic graph.
+# Usage: bash benches/leiden_vs_igraph.sh [PEOPLE]   (default 1000000)
+# Sets up a Python venv with python-igraph and leidenalg (pip), generates a `kith synth`
+# export, and runs both with modularity, γ = 1, two iterations, on the undirected graph of
+# every nomination. Prints each tool's time, modularity (computed the same way by each
+# library), number of communities, recovery of the hidden clusters (NMI, ARI), and ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+people="${1:-1000000}"
+work="${KITH_BENCH_DIR:-$(mktemp -d)}"
+venv="${KITH_BENCH_VENV:-$HOME/.cache/kith/igraph-venv}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet python-igraph leidenalg
+fi
+cargo build --release --quiet
+"${CARGO_TARGET_DIR:-target}/release/kith" -q synth --people "$people" --seed 1 --out "$work/export"
+kith_line=$(cargo bench --quiet --bench leiden -- "$work/export" "$work/graph")
+
+igraph_line=$("$venv/bin/python" - "$work/graph" <<'PY'
+import json, sys, time
+import igraph as ig
+folder = sys.argv[1]
+edges, weights = [], []
+with open(f"{folder}/edges.tsv") as f:
+    for line in f:
+        u, v, w = line.split()
+        edges.append((int(u), int(v)))
+        weights.append(float(w))
+truth = [int(x) for x in open(f"{folder}/truth.txt")]
+g = ig.Graph(n=len(truth), edges=edges)
+g.es["weight"] = weights
+start = time.perf_counter()
+found = g.community_leiden(objective_function="modularity", weights="weight",
+                           resolution=1.0, n_iterations=2)
+seconds = time.perf_counter() - start
+membership = found.membership
+print(json.dumps({
+    "tool": "igraph " + ig.__version__,
+    "people": len(truth),
+    "seconds": seconds,
+    "modularity": g.modularity(membership, weights="weight"),
+    "communities": len(set(membership)),
+    "nmi": ig.compare_communities(truth, membership, method="nmi"),
+    "ari": ig.compare_communities(truth, membership, method="adjusted_rand"),
+}))
+PY
+)
+
+echo "$igraph_line"
+echo "$kith_line"
+python3 - "$igraph_line" "$kith_line" <<'PY'
+import json, sys
+ig, kith = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"speed: kith is {ig['seconds'] / kith['seconds']:.1f}x igraph "
+      f"({kith['seconds']:.1f} s vs {ig['seconds']:.1f} s)")
+for key in ("modularity", "nmi", "ari"):
+    print(f"{key}: kith {kith[key]:.4f}, igraph {ig[key]:.4f}, ratio {kith[key] / ig[key]:.3f}")
+PY
