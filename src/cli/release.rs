@@ -86,8 +86,7 @@ pub(super) fn run(
         && let Ok(release) = serde_json::from_str::<serde_json::Value>(&text)
     {
         let shown = release["communities"].as_array().map_or(0, Vec::len);
-        let withheld = release["withheld_communities"].as_u64().unwrap_or(0);
-        out.line(format!("{shown} communities released, {withheld} withheld as small cells"))?;
+        out.line(format!("{shown} communities released (smaller ones are left out)"))?;
     }
     Ok(Done {
         outputs: vec![published.path],
@@ -105,7 +104,7 @@ pub(super) fn budget(
     only: Option<&str>,
     out: &mut Output,
 ) -> Result<Done> {
-    let caps = Caps::from_policy(&workspace.policy().privacy)?;
+    let caps = Caps::from_policy(workspace.policy())?;
     let months = if period.period.is_none() && period.from.is_none() {
         Vec::new()
     } else {

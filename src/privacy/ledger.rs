@@ -18,6 +18,7 @@
 //! Fault points: `ledger-append` (before the line is written), `ledger-flushed` (after the
 //! flush, before the caller may add noise).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,7 +31,7 @@ use sha2::Digest;
 use super::mechanism::{Cost, epsilon, rho_for_epsilon};
 use crate::error::{Error, IoContext, Result};
 use crate::fault;
-use crate::workspace::PrivacyPolicy;
+use crate::workspace::Policy;
 
 /// Name of the ledger file in the workspace's `ledger` folder.
 pub const LEDGER_FILE: &str = "spend.jsonl";
@@ -125,27 +126,45 @@ pub fn months_between(from: NaiveDate, to: NaiveDate) -> Vec<String> {
 }
 
 /// The caps in ρ, converted once from the policy's ε caps.
-#[derive(Debug, Clone, Copy)]
+///
+/// The δ that partition selection spends is capped too: the spends of one month, and of any
+/// rolling year, may add at most the policy's δ between them. So all releases of a month are
+/// together (ε per period, 2δ)-DP: δ from converting their composed ρ, plus at most δ more
+/// from the keys they revealed.
+#[derive(Debug, Clone)]
 pub struct Caps {
     /// Per calendar month of data.
     pub period: f64,
     /// Over any 365 days of spending.
     pub year: f64,
-    /// Per researcher per month.
+    /// Per researcher per month, unless `researcher_quota` names the researcher.
     pub researcher: f64,
-    /// The δ the ε figures are stated at.
+    /// Per-researcher overrides of `researcher`, in ρ.
+    pub researcher_quota: BTreeMap<String, f64>,
+    /// The δ the ε figures are stated at, and the cap on added δ per month and per year.
     pub delta: f64,
 }
 
 impl Caps {
-    /// Converts the policy's caps.
-    pub fn from_policy(policy: &PrivacyPolicy) -> Result<Caps> {
+    /// Converts the policy's caps, with each researcher's own quota where it sets one.
+    pub fn from_policy(policy: &Policy) -> Result<Caps> {
+        let privacy = &policy.privacy;
+        let mut researcher_quota = BTreeMap::new();
+        for (user, epsilon) in &policy.roles.researcher_quota {
+            researcher_quota.insert(user.clone(), rho_for_epsilon(*epsilon, privacy.delta)?);
+        }
         Ok(Caps {
-            period: rho_for_epsilon(policy.epsilon_per_period, policy.delta)?,
-            year: rho_for_epsilon(policy.epsilon_per_year, policy.delta)?,
-            researcher: rho_for_epsilon(policy.researcher_epsilon_per_period, policy.delta)?,
-            delta: policy.delta,
+            period: rho_for_epsilon(privacy.epsilon_per_period, privacy.delta)?,
+            year: rho_for_epsilon(privacy.epsilon_per_year, privacy.delta)?,
+            researcher: rho_for_epsilon(privacy.researcher_epsilon_per_period, privacy.delta)?,
+            researcher_quota,
+            delta: privacy.delta,
         })
+    }
+
+    /// The monthly ρ quota of researcher `user`.
+    pub fn researcher_cap(&self, user: &str) -> f64 {
+        self.researcher_quota.get(user).copied().unwrap_or(self.researcher)
     }
 }
 
@@ -226,6 +245,15 @@ impl Ledger {
         Ok((spends, complete))
     }
 
+    /// Refuses `spend` now if it would pass a cap, so that a release can be turned away before
+    /// it reads any data. Reserving checks again under the lock, since another process may
+    /// spend in between.
+    pub fn check(&self, spend: &Spend, caps: &Caps) -> Result<()> {
+        let _lock = self.lock()?;
+        let (spends, _) = self.read()?;
+        check_caps(&spends, spend, caps, Utc::now())
+    }
+
     /// Reserves `spend` if it fits every cap: appends and flushes it, and returns it with its
     /// sequence number. The caller may add noise only after this returns.
     pub fn reserve(&self, mut spend: Spend, caps: &Caps) -> Result<Spend> {
@@ -246,6 +274,7 @@ impl Ledger {
 
         fault::point("ledger-append")?;
         let path = self.path();
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -258,6 +287,11 @@ impl Ledger {
         file.seek(SeekFrom::Start(complete)).at("appending to the ledger", &path)?;
         file.write_all(&line).at("appending to the ledger", &path)?;
         file.sync_all().at("flushing the ledger", &path)?;
+        if created {
+            // A new file's name lives in the folder: flush it too, or a crash could lose the
+            // whole ledger with its first spend.
+            File::open(&self.dir).and_then(|dir| dir.sync_all()).at("flushing", &self.dir)?;
+        }
         fault::point("ledger-flushed")?;
         drop(lock);
         Ok(spend)
@@ -289,10 +323,10 @@ impl Ledger {
 
         let mut standings = Vec::new();
         for month in &scopes {
-            let spent = month_spent(&spends, month, None);
+            let spent = month_spent(&spends, month, None)?;
             standings.push(standing(month.clone(), spent, caps.period, caps.delta)?);
         }
-        let year = year_spent(&spends, Utc::now());
+        let year = year_spent(&spends, Utc::now())?;
         standings.push(standing("last 365 days".into(), year, caps.year, caps.delta)?);
 
         let mut researchers: Vec<(&str, String)> = spends
@@ -303,47 +337,52 @@ impl Ledger {
         researchers.sort();
         researchers.dedup();
         for (user, month) in researchers {
-            let spent = month_spent(&spends, &month, Some(user));
+            let spent = month_spent(&spends, &month, Some(user))?;
             let scope = format!("{month} researcher {user}");
-            standings.push(standing(scope, spent, caps.researcher, caps.delta)?);
+            standings.push(standing(scope, spent, caps.researcher_cap(user), caps.delta)?);
         }
         Ok(standings)
     }
 }
 
-fn standing(scope: String, spent: f64, cap: f64, delta: f64) -> Result<Standing> {
-    let epsilon_cap = epsilon(cap, delta)?;
-    let epsilon_spent = epsilon(spent, delta)?;
+fn standing(scope: String, spent: Cost, cap: f64, delta: f64) -> Result<Standing> {
     Ok(Standing {
         scope,
-        rho_spent: spent,
+        rho_spent: spent.rho,
         rho_cap: cap,
-        epsilon_spent,
-        epsilon_left: (epsilon_cap - epsilon_spent).max(0.0),
+        epsilon_spent: epsilon(spent.rho, delta)?,
+        epsilon_left: epsilon_left(spent.rho, cap, delta)?,
     })
 }
 
-fn month_spent(spends: &[Spend], month: &str, researcher: Option<&str>) -> f64 {
-    spends
-        .iter()
-        .filter(|s| researcher.is_none_or(|user| s.researcher && s.user == user))
-        .filter(|s| s.months().iter().any(|m| m == month))
-        .map(|s| s.cost.rho)
-        .fold(0.0, |total, rho| total + rho)
+/// The largest ε one more spend may still have: the ε of the ρ left under the cap. (The
+/// difference of the two ε figures would understate it, since ε grows slower than ρ.)
+fn epsilon_left(spent: f64, cap: f64, delta: f64) -> Result<f64> {
+    epsilon((cap - spent).max(0.0), delta)
 }
 
-fn year_spent(spends: &[Spend], now: DateTime<Utc>) -> f64 {
+/// The composed cost of the spends that pass `keep`, by OpenDP's composition rule.
+fn composed(spends: &[Spend], keep: impl Fn(&Spend) -> bool) -> Result<Cost> {
+    let costs: Vec<Cost> = spends.iter().filter(|s| keep(s)).map(|s| s.cost).collect();
+    Cost::composed(&costs)
+}
+
+fn month_spent(spends: &[Spend], month: &str, researcher: Option<&str>) -> Result<Cost> {
+    composed(spends, |s| {
+        researcher.is_none_or(|user| s.researcher && s.user == user)
+            && s.months().iter().any(|m| m == month)
+    })
+}
+
+fn year_spent(spends: &[Spend], now: DateTime<Utc>) -> Result<Cost> {
     let start = now - chrono::Duration::days(365);
-    spends
-        .iter()
-        .filter(|s| s.reserved_at().is_none_or(|t| t > start))
-        .fold(0.0, |total, s| total + s.cost.rho)
+    composed(spends, |s| s.reserved_at().is_none_or(|t| t > start))
 }
 
 /// Refuses a spend that would pass a cap, naming the cap and what is left.
 fn check_caps(spends: &[Spend], asked: &Spend, caps: &Caps, now: DateTime<Utc>) -> Result<()> {
-    let refuse = |scope: String, spent: f64, cap: f64| -> Result<()> {
-        let left = (epsilon(cap, caps.delta)? - epsilon(spent, caps.delta)?).max(0.0);
+    let refuse = |scope: String, spent: Cost, cap: f64| -> Result<()> {
+        let left = epsilon_left(spent.rho, cap, caps.delta)?;
         Err(Error::Policy {
             message: format!(
                 "this release would spend ε {:.4} but only ε {left:.4} of the {scope} budget \
@@ -354,25 +393,39 @@ fn check_caps(spends: &[Spend], asked: &Spend, caps: &Caps, now: DateTime<Utc>) 
             ),
         })
     };
+    let refuse_delta = |scope: String, spent: Cost| -> Result<()> {
+        Err(Error::Policy {
+            message: format!(
+                "this release would add δ {:e} for the keys it reveals, but the {scope} has \
+                 only δ {:e} of its {:e} left; nothing was computed",
+                asked.cost.delta,
+                (caps.delta - spent.delta).max(0.0),
+                caps.delta
+            ),
+        })
+    };
     for month in asked.months() {
-        let spent = month_spent(spends, &month, None);
-        if spent + asked.cost.rho > caps.period {
+        let spent = month_spent(spends, &month, None)?;
+        if spent.rho + asked.cost.rho > caps.period {
             return refuse(format!("{month} period"), spent, caps.period);
         }
+        if spent.delta + asked.cost.delta > caps.delta {
+            return refuse_delta(format!("{month} period"), spent);
+        }
         if asked.researcher {
-            let spent = month_spent(spends, &month, Some(&asked.user));
-            if spent + asked.cost.rho > caps.researcher {
-                return refuse(
-                    format!("{month} researcher quota of {}", asked.user),
-                    spent,
-                    caps.researcher,
-                );
+            let spent = month_spent(spends, &month, Some(&asked.user))?;
+            let cap = caps.researcher_cap(&asked.user);
+            if spent.rho + asked.cost.rho > cap {
+                return refuse(format!("{month} researcher quota of {}", asked.user), spent, cap);
             }
         }
     }
-    let year = year_spent(spends, now);
-    if year + asked.cost.rho > caps.year {
+    let year = year_spent(spends, now)?;
+    if year.rho + asked.cost.rho > caps.year {
         return refuse("rolling-year".into(), year, caps.year);
+    }
+    if year.delta + asked.cost.delta > caps.delta {
+        return refuse_delta("rolling year".into(), year);
     }
     Ok(())
 }
@@ -403,7 +456,45 @@ mod tests {
     }
 
     fn caps() -> Caps {
-        Caps { period: 1.0, year: 2.5, researcher: 0.1, delta: 1e-7 }
+        let researcher_quota = BTreeMap::from([("bo".to_owned(), 0.3)]);
+        Caps { period: 1.0, year: 2.5, researcher: 0.1, researcher_quota, delta: 1e-7 }
+    }
+
+    #[test]
+    fn added_delta_is_capped_per_month_and_a_researcher_quota_overrides_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::at(dir.path());
+        let mut selecting = spend(0.01, "2026-01-01", "2026-01-31");
+        selecting.cost.delta = 4e-8;
+        ledger.reserve(selecting.clone(), &caps()).unwrap();
+        ledger.reserve(selecting.clone(), &caps()).unwrap();
+        let error = ledger.reserve(selecting.clone(), &caps()).unwrap_err();
+        assert!(error.to_string().contains("δ"), "{error}");
+        assert!(ledger.check(&selecting, &caps()).is_err(), "check refuses what reserve would");
+        assert_eq!(ledger.spends().unwrap().len(), 2);
+
+        let mut research = spend(0.2, "2026-02-01", "2026-02-28");
+        research.researcher = true;
+        research.user = "bo".into();
+        ledger.reserve(research.clone(), &caps()).unwrap();
+        let error = ledger.reserve(research, &caps()).unwrap_err();
+        assert!(error.to_string().contains("researcher quota of bo"), "{error}");
+    }
+
+    #[test]
+    fn epsilon_left_is_what_one_more_spend_may_have() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::at(dir.path());
+        ledger.reserve(spend(0.25, "2026-01-01", "2026-01-31"), &caps()).unwrap();
+        let standings = ledger.standings(&caps(), &[]).unwrap();
+        let january = standings.iter().find(|s| s.scope == "2026-01").unwrap();
+        let left = january.epsilon_left;
+        let rho_left = rho_for_epsilon(left, 1e-7).unwrap();
+        assert!((rho_left - 0.75).abs() < 1e-6, "ε left {left} is ρ {rho_left}, not 0.75");
+        // The difference of the ε figures understates it.
+        let difference = epsilon(1.0, 1e-7).unwrap() - january.epsilon_spent;
+        assert!(left > difference, "{left} <= {difference}");
+        ledger.reserve(spend(0.75 * (1.0 - 1e-6), "2026-01-01", "2026-01-31"), &caps()).unwrap();
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! cost reported is that map evaluated at the statistic's sensitivity.
 //!
 //! Accounting is zero-concentrated DP (ρ), which adds up under composition; partition
-//! selection also spends a δ. Conversion to (ε, δ) for display goes through OpenDP's
+//! selection also spends a δ. Losses are combined by OpenDP's own composition rule
+//! ([`Cost::composed`]), never by hand. Conversion to (ε, δ) for display goes through OpenDP's
 //! `make_zCDP_to_approxDP` (see [`epsilon`]).
 //!
 //! Sensitivities are not computed here: each caller passes the bound its person-level
@@ -17,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use opendp::combinators::make_zCDP_to_approxDP;
+use opendp::combinators::{CompositionMeasure, make_zCDP_to_approxDP};
 use opendp::core::Measurement;
 use opendp::domains::{AtomDomain, MapDomain, VectorDomain};
 use opendp::measurements::{make_gaussian, make_gaussian_threshold};
@@ -38,10 +39,19 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// The sum of two costs (zCDP ρ and additive δ both add under composition).
-    #[must_use]
-    pub fn plus(self, other: Cost) -> Cost {
-        Cost { rho: self.rho + other.rho, delta: self.delta + other.delta }
+    /// The loss of running every measurement in `costs` on the same people, by OpenDP's
+    /// composition rule for approximate zCDP (ρ and δ each add; OpenDP rounds the sums up).
+    pub fn composed(costs: &[Cost]) -> Result<Cost> {
+        let parts = costs.iter().map(|cost| (cost.rho, cost.delta)).collect();
+        let (rho, delta) = Approximate(ZeroConcentratedDivergence)
+            .compose(parts)
+            .map_err(opendp_error("composing privacy losses"))?;
+        Ok(Cost { rho, delta })
+    }
+
+    /// This loss followed by `other` (see [`Cost::composed`]).
+    pub fn plus(self, other: Cost) -> Result<Cost> {
+        Cost::composed(&[self, other])
     }
 }
 
@@ -171,14 +181,38 @@ pub fn gaussian(value: f64, sensitivity: f64, rho: f64) -> Result<Noisy> {
     Ok(Noisy { value, std_error: scale, cost: Cost { rho: spent, delta: 0.0 } })
 }
 
+/// A vector Gaussian measurement calibrated once for an L2 sensitivity and a budget, then
+/// invoked on as many inputs as needed: a release builds one per statistic, and the privacy
+/// audit reuses one over many draws.
+pub struct VectorGaussian {
+    measurement: Vector,
+    /// Standard deviation of each component's noise.
+    pub scale: f64,
+    /// What one invocation costs at the sensitivity it was calibrated for.
+    pub cost: Cost,
+}
+
+impl VectorGaussian {
+    /// Calibrates the noise for `l2_sensitivity` and `rho`.
+    pub fn calibrate(l2_sensitivity: f64, rho: f64) -> Result<VectorGaussian> {
+        let scale = vector_scale(l2_sensitivity, rho)?;
+        let measurement = vector(scale)?;
+        let spent = measurement.map(&l2_sensitivity).map_err(opendp_error("the privacy map"))?;
+        Ok(VectorGaussian { measurement, scale, cost: Cost { rho: spent, delta: 0.0 } })
+    }
+
+    /// One noisy release of `values`.
+    pub fn release(&self, values: &[f64]) -> Result<NoisyVector> {
+        finite(values)?;
+        let values =
+            self.measurement.invoke(&values.to_vec()).map_err(opendp_error("adding noise"))?;
+        Ok(NoisyVector { values, std_error: self.scale, cost: self.cost })
+    }
+}
+
 /// Releases a vector whose L2 norm one person can move by at most `l2_sensitivity`.
 pub fn gaussian_vector(values: &[f64], l2_sensitivity: f64, rho: f64) -> Result<NoisyVector> {
-    finite(values)?;
-    let scale = vector_scale(l2_sensitivity, rho)?;
-    let measurement = vector(scale)?;
-    let spent = measurement.map(&l2_sensitivity).map_err(opendp_error("the privacy map"))?;
-    let values = measurement.invoke(&values.to_vec()).map_err(opendp_error("adding noise"))?;
-    Ok(NoisyVector { values, std_error: scale, cost: Cost { rho: spent, delta: 0.0 } })
+    VectorGaussian::calibrate(l2_sensitivity, rho)?.release(values)
 }
 
 /// Adds Gaussian noise of a given scale, bypassing calibration. Only the privacy audit uses
@@ -204,7 +238,7 @@ pub fn mean(sum: f64, count: u64, sum_bound: f64, per_person: u32, rho: f64) -> 
     let sum = bounded_sum(sum, sum_bound, rho / 2.0)?;
     let count = noisy_count(count, per_person, rho / 2.0)?;
     let (value, std_error) = ratio(&sum, &count);
-    Ok(NoisyMean { value, std_error, sum, count, cost: sum.cost.plus(count.cost) })
+    Ok(NoisyMean { value, std_error, sum, count, cost: sum.cost.plus(count.cost)? })
 }
 
 /// `numerator / denominator` of two noisy releases and the delta-method standard deviation of
@@ -232,9 +266,71 @@ pub fn sufficient_statistics(
     gaussian_vector(statistics, l2_sensitivity, rho)
 }
 
-/// Noisy counts of keys not known in advance: keys whose noisy count clears a threshold are
-/// released, others are not (OpenDP's thresholded Gaussian). One person touches at most
-/// `keys_per_person` keys and adds at most `per_key` to each. Spends `rho` and `delta`.
+/// Thresholded partition selection calibrated once: noisy counts of keys not known in
+/// advance, where only keys whose noisy count clears a threshold are released (OpenDP's
+/// thresholded Gaussian). One person touches at most `keys_per_person` keys and adds at most
+/// `per_key` to each.
+pub struct PartitionSelection {
+    measurement: Threshold,
+    /// Standard deviation of the noise on each released count.
+    pub scale: f64,
+    /// The threshold a noisy count must clear.
+    pub threshold: f64,
+    /// What one invocation costs: ρ for the counts and δ for the keys it may reveal.
+    pub cost: Cost,
+}
+
+impl PartitionSelection {
+    /// Calibrates the noise for `rho`, then the threshold for `delta`.
+    pub fn calibrate(
+        keys_per_person: u32,
+        per_key: f64,
+        rho: f64,
+        delta: f64,
+    ) -> Result<PartitionSelection> {
+        if !(delta > 0.0 && delta < 1.0) {
+            return Err(Error::Privacy {
+                message: format!("partition selection needs 0 < δ < 1, got {delta}"),
+            });
+        }
+        let l2 = f64::from(keys_per_person).sqrt() * per_key;
+        let d_in = (keys_per_person, l2, per_key);
+        let scale = calibrate(l2, rho, |scale| {
+            let (spent, _) = threshold(scale, f64::MAX / 4.0)?
+                .map(&d_in)
+                .map_err(opendp_error("the privacy map"))?;
+            Ok(spent)
+        })?;
+        let within = |level: &f64| {
+            threshold(scale, *level)
+                .is_ok_and(|m| m.map(&d_in).is_ok_and(|(_, spent)| spent <= delta))
+        };
+        let level = binary_search(within, Above(per_key))
+            .map_err(opendp_error("calibrating the threshold"))?;
+        let measurement = threshold(scale, level)?;
+        let (spent_rho, spent_delta) =
+            measurement.map(&d_in).map_err(opendp_error("the privacy map"))?;
+        Ok(PartitionSelection {
+            measurement,
+            scale,
+            threshold: level,
+            cost: Cost { rho: spent_rho, delta: spent_delta },
+        })
+    }
+
+    /// The keys whose noisy count cleared the threshold, with those noisy counts.
+    pub fn release<S: std::hash::BuildHasher>(
+        &self,
+        counts: &HashMap<String, f64, S>,
+    ) -> Result<HashMap<String, f64>> {
+        let counts: HashMap<String, f64> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        finite(&counts.values().copied().collect::<Vec<f64>>())?;
+        self.measurement.invoke(&counts).map_err(opendp_error("adding noise"))
+    }
+}
+
+/// One thresholded partition selection (see [`PartitionSelection`]): the released keys with
+/// their noisy counts, the noise scale, and the cost.
 pub fn select_partitions<S: std::hash::BuildHasher>(
     counts: &HashMap<String, f64, S>,
     keys_per_person: u32,
@@ -242,30 +338,8 @@ pub fn select_partitions<S: std::hash::BuildHasher>(
     rho: f64,
     delta: f64,
 ) -> Result<(HashMap<String, f64>, f64, Cost)> {
-    if !(delta > 0.0 && delta < 1.0) {
-        return Err(Error::Privacy {
-            message: format!("partition selection needs 0 < δ < 1, got {delta}"),
-        });
-    }
-    let l2 = f64::from(keys_per_person).sqrt() * per_key;
-    let d_in = (keys_per_person, l2, per_key);
-    let scale = calibrate(l2, rho, |scale| {
-        let (spent, _) = threshold(scale, f64::MAX / 4.0)?
-            .map(&d_in)
-            .map_err(opendp_error("the privacy map"))?;
-        Ok(spent)
-    })?;
-    let within = |level: &f64| {
-        threshold(scale, *level).is_ok_and(|m| m.map(&d_in).is_ok_and(|(_, spent)| spent <= delta))
-    };
-    let level =
-        binary_search(within, Above(per_key)).map_err(opendp_error("calibrating the threshold"))?;
-    let measurement = threshold(scale, level)?;
-    let (spent_rho, spent_delta) =
-        measurement.map(&d_in).map_err(opendp_error("the privacy map"))?;
-    let counts: HashMap<String, f64> = counts.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    let released = measurement.invoke(&counts).map_err(opendp_error("adding noise"))?;
-    Ok((released, scale, Cost { rho: spent_rho, delta: spent_delta }))
+    let selection = PartitionSelection::calibrate(keys_per_person, per_key, rho, delta)?;
+    Ok((selection.release(counts)?, selection.scale, selection.cost))
 }
 
 /// The ε of a total zCDP loss `rho` at `delta`, from OpenDP's zCDP to (ε, δ) conversion.
@@ -372,6 +446,26 @@ mod tests {
         assert!(!released.contains_key("tiny"));
         assert!(cost.rho <= 0.5 && cost.delta <= 1e-7 && cost.delta > 0.0);
         assert!(scale > 0.0);
+    }
+
+    #[test]
+    fn calibrated_measurements_charge_their_map_on_every_invocation() {
+        let (l2, rho) = (16.0, 0.08);
+        let vector_noise = VectorGaussian::calibrate(l2, rho).unwrap();
+        assert_eq!(vector_noise.cost.rho, vector(vector_noise.scale).unwrap().map(&l2).unwrap());
+        let first = vector_noise.release(&[10.0; 3]).unwrap();
+        let second = vector_noise.release(&[10.0; 3]).unwrap();
+        assert_eq!(first.cost, second.cost);
+        assert_ne!(first.values, second.values, "each invocation draws fresh noise");
+
+        let selection = PartitionSelection::calibrate(1, 1.0, 0.04, 1e-8).unwrap();
+        let map = threshold(selection.scale, selection.threshold).unwrap().map(&(1, 1.0, 1.0));
+        let (map_rho, map_delta) = map.unwrap();
+        assert_eq!((selection.cost.rho, selection.cost.delta), (map_rho, map_delta));
+        assert!(selection.cost.rho <= 0.04 && selection.cost.delta <= 1e-8);
+        // A lone person's key must clear a threshold more than 5 noise deviations above 1 to
+        // appear with probability 1e-8.
+        assert!(selection.threshold > 1.0 + 5.0 * selection.scale, "{}", selection.threshold);
     }
 
     #[test]

@@ -9,5 +9,6 @@ mod intake_privacy;
 mod intake_props;
 mod privacy_audit;
 mod release;
+mod release_audit;
 mod support;
 mod synth;

@@ -8,13 +8,13 @@
 //! `#[ignore]`d for time: `cargo test --release --locked -- --ignored privacy_audit`.
 
 use kith::privacy::bounding::l2_contribution;
-use kith::privacy::mechanism::{self, epsilon, scalar_scale};
+use kith::privacy::mechanism::{self, PartitionSelection, VectorGaussian, epsilon};
 use statrs::distribution::{Beta, Univariate};
 
 /// The point of the claimed (ε, δ) curve the audit checks. Every δ on a mechanism's curve is a
 /// valid claim; at δ = 1e-3, 100,000 draws resolve the curve well enough to tell a correct
 /// mechanism from one with half its noise (at the policy's δ = 1e-7 they could not).
-const DELTA: f64 = 1e-3;
+pub(crate) const DELTA: f64 = 1e-3;
 const CONFIDENCE: f64 = 0.99;
 
 /// The `p` quantile of Beta(a, b): statrs 0.13 gives the CDF (the regularized incomplete beta
@@ -38,20 +38,23 @@ fn clopper_pearson(successes: usize, trials: usize, alpha: f64) -> (f64, f64) {
 }
 
 /// The largest ε lower bound over threshold events `{y > t}` and `{y < t}` on one output
-/// coordinate, from `draws` samples of each dataset.
-fn epsilon_lower_bound(mut run: impl FnMut(bool) -> f64, draws: usize) -> f64 {
+/// coordinate, from `draws` samples of each dataset. The thresholds come from a separate
+/// pilot sample, so that the events are fixed before the counted samples are drawn.
+pub(crate) fn epsilon_lower_bound(mut run: impl FnMut(bool) -> f64, draws: usize) -> f64 {
+    let pilot_draws = (draws / 10).max(1000);
+    let mut pilot: Vec<f64> = (0..pilot_draws).flat_map(|_| [run(false), run(true)]).collect();
+    pilot.sort_by(f64::total_cmp);
+    let thresholds: Vec<f64> = (1..40)
+        .map(|i| pilot[i * pilot.len() / 40])
+        .chain([pilot[pilot.len() - pilot.len() / 1000 - 1]])
+        .collect();
+
     let without: Vec<f64> = (0..draws).map(|_| run(false)).collect();
     let with: Vec<f64> = (0..draws).map(|_| run(true)).collect();
-
-    let mut sorted = with.clone();
-    sorted.extend_from_slice(&without);
-    sorted.sort_by(f64::total_cmp);
-    let thresholds: Vec<f64> = (1..40)
-        .map(|i| sorted[i * sorted.len() / 40])
-        .chain([sorted[sorted.len() - 200]])
-        .collect();
-    let events = 2 * thresholds.len() * 2;
-    let alpha = (1.0 - CONFIDENCE) / events as f64;
+    // Each event (threshold, direction, which dataset is the numerator) takes two one-sided
+    // bounds; Bonferroni spreads the 1% error over all of them.
+    let bounds = thresholds.len() * 2 * 2 * 2;
+    let alpha = (1.0 - CONFIDENCE) / bounds as f64;
 
     let mut best: f64 = 0.0;
     for &t in &thresholds {
@@ -72,18 +75,26 @@ fn epsilon_lower_bound(mut run: impl FnMut(bool) -> f64, draws: usize) -> f64 {
 }
 
 /// Audits a scalar Gaussian release of a statistic that the added person moves by
-/// `sensitivity`, calibrated for `rho`, with its noise scaled by `noise_factor`.
+/// `sensitivity`, calibrated for `rho`. With `noise_factor` 1 the release goes through the
+/// very measurement releases use, calibrated once; any other factor rescales its noise, which
+/// only a deliberately broken mechanism does.
 fn audit_scalar(sensitivity: f64, rho: f64, noise_factor: f64, draws: usize) -> (f64, f64) {
-    let scale = scalar_scale(sensitivity, rho).unwrap() * noise_factor;
+    let measurement = VectorGaussian::calibrate(sensitivity, rho).unwrap();
+    let scale = measurement.scale * noise_factor;
+    let honest = (noise_factor - 1.0).abs() < f64::EPSILON;
     let base = 1000.0;
     let bound = epsilon_lower_bound(
         |neighbour| {
             let value = if neighbour { base + sensitivity } else { base };
-            mechanism::noise_at_scale(value, scale).unwrap()
+            if honest {
+                measurement.release(&[value]).unwrap().values[0]
+            } else {
+                mechanism::noise_at_scale(value, scale).unwrap()
+            }
         },
         draws,
     );
-    (bound, epsilon(rho, DELTA).unwrap())
+    (bound, epsilon(measurement.cost.rho, DELTA).unwrap())
 }
 
 #[test]
@@ -136,22 +147,47 @@ fn privacy_audit_of_every_mechanism() {
     assert!(bound > claimed, "broken count unnoticed: {bound} <= {claimed}");
 }
 
-#[test]
-#[ignore = "about a minute: run with `cargo test --release -- --ignored privacy_audit`"]
-fn privacy_audit_of_partition_selection() {
-    use std::collections::HashMap;
+/// How often a community holding one person appears in `draws` partition selections.
+fn lone_member_appearances(selection: &PartitionSelection, draws: usize) -> usize {
+    let alone: std::collections::HashMap<String, f64> = [("only-member".to_owned(), 1.0)].into();
+    (0..draws).filter(|_| selection.release(&alone).unwrap().contains_key("only-member")).count()
+}
 
+#[test]
+fn partition_selection_reveals_a_lone_member_with_probability_at_most_delta() {
     // Neighbours: without the person, their community is absent; with them, it holds one
-    // person. The community must then appear with probability at most δ, whatever happens.
-    let (rho, delta) = (0.2, 1e-7);
-    let draws = 20_000;
-    let alone: HashMap<String, f64> = [("only-member".to_owned(), 1.0)].into();
-    let mut shown = 0;
-    for _ in 0..draws {
-        let (released, _, cost) = mechanism::select_partitions(&alone, 1, 1.0, rho, delta).unwrap();
-        assert!(cost.delta <= delta);
-        shown += usize::from(released.contains_key("only-member"));
-    }
+    // person. It must then appear with probability at most δ. At the policy's δ no affordable
+    // number of draws could see a violation, so the audit calibrates for δ = 1e-2, where
+    // 100,000 draws resolve the probability to about ±10%.
+    let (rho, delta, draws) = (0.2, 1e-2, 100_000);
+    let selection = PartitionSelection::calibrate(1, 1.0, rho, delta).unwrap();
+    assert!(selection.cost.delta <= delta);
+    let shown = lone_member_appearances(&selection, draws);
     let (lower, _) = clopper_pearson(shown, draws, 1.0 - CONFIDENCE);
     assert!(lower <= delta, "a lone member's community appeared {shown} times in {draws}");
+    assert!(shown > 0, "at δ = 1e-2 the community must show now and then");
+
+    // A selection whose threshold was set for five times the δ it claims is caught.
+    let broken = PartitionSelection::calibrate(1, 1.0, rho, 5.0 * delta).unwrap();
+    let shown = lone_member_appearances(&broken, draws);
+    let (lower, _) = clopper_pearson(shown, draws, 1.0 - CONFIDENCE);
+    assert!(lower > delta, "a 5x δ went unnoticed: {shown} in {draws}");
+}
+
+#[test]
+#[ignore = "about a minute: run with `cargo test --release -- --ignored privacy_audit`"]
+fn privacy_audit_of_the_mean() {
+    // A mean of healthy flags over a community's decisions: one person adds up to k = 32
+    // decisions to the count and as many healthy ones to the sum. The audit watches the
+    // released mean itself.
+    let (draws, rho) = (100_000, 0.4);
+    let claimed = epsilon(rho, DELTA).unwrap();
+    let bound = epsilon_lower_bound(
+        |neighbour| {
+            let (sum, count) = if neighbour { (532.0, 1032) } else { (500.0, 1000) };
+            mechanism::mean(sum, count, 32.0, 32, rho).unwrap().value
+        },
+        draws,
+    );
+    assert!(bound <= claimed, "mean: {bound} > {claimed}");
 }

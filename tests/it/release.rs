@@ -71,8 +71,27 @@ fn a_repeated_request_returns_the_same_bytes_and_spends_nothing() {
     assert!(!communities.is_empty());
     for community in communities {
         assert!(community["people"]["value"].as_f64().unwrap() >= 11.0, "small cells withheld");
-        assert_eq!(community["domains"].as_array().unwrap().len(), 8);
+        let domains = community["domains"].as_array().unwrap();
+        assert_eq!(domains.len(), 8);
+        // Suppression carries over: a withheld count takes its rate with it, a shown rate
+        // has healthy and unhealthy counts of at least the minimum cell, and the community
+        // total adds up the shown domains only.
+        let mut shown_total = 0.0;
+        for domain in domains {
+            let Some(count) = domain["decisions"]["value"].as_f64() else {
+                assert!(domain["healthy_rate"].is_null(), "{domain}");
+                continue;
+            };
+            assert!(count >= 11.0, "{domain}");
+            shown_total += count;
+            if let Some(rate) = domain["healthy_rate"]["value"].as_f64() {
+                assert!(rate * count >= 11.0 - 1e-9 && (1.0 - rate) * count >= 11.0 - 1e-9);
+            }
+        }
+        let total = community["decisions"]["value"].as_f64().unwrap();
+        assert!((total - shown_total).abs() < 1e-6 * total.abs().max(1.0), "{community}");
     }
+    assert!(release.get("withheld_communities").is_none(), "an exact count is never released");
 }
 
 #[test]
@@ -102,8 +121,13 @@ fn a_spend_over_the_cap_is_refused_before_anything_runs() {
 #[test]
 fn an_injected_fault_never_leaves_a_release_without_its_spend() {
     let (_dir, root) = workspace_with_snapshot(400);
-    for (round, step) in ["ledger-append", "ledger-flushed", "release-write"].iter().enumerate() {
+    let ledger = Ledger::at(&root.join("ledger"));
+    // (step, whether the spend is on disk when kith stops there)
+    let steps = [("release-read", false), ("ledger-append", false), ("ledger-flushed", true)];
+    let steps = steps.into_iter().chain([("release-write", true)]);
+    for (round, (step, reserved)) in steps.enumerate() {
         for mode in ["fail", "crash"] {
+            let before = ledger.spends().unwrap().len();
             let epsilon = format!("0.0{}", round * 2 + usize::from(mode == "crash") + 1);
             let output = kith()
                 .arg("--workspace")
@@ -113,11 +137,28 @@ fn an_injected_fault_never_leaves_a_release_without_its_spend() {
                 .output()
                 .unwrap();
             assert!(!output.status.success(), "{mode}:{step}");
-            let released: f64 = release_files(&root).iter().map(|p| released_rho(p)).sum();
-            assert!(ledger_rho(&root) >= released, "{mode}:{step}");
+            assert_ne!(output.status.code(), Some(4), "{mode}:{step} was not refused");
+            let after = ledger.spends().expect("the ledger parses").len();
+            assert_eq!(after, before + usize::from(reserved), "{mode}:{step}");
         }
     }
     assert!(release_files(&root).is_empty(), "every attempt stopped before its file");
+}
+
+#[test]
+fn a_refused_release_reads_nothing() {
+    let (_dir, root) = workspace_with_snapshot(300);
+    assert!(run(&root, &["release", "--period", "2026-01", "--epsilon", "1.9"]).status.success());
+    // A fault where the snapshot is read would stop a release that got that far (exit 5);
+    // the refusal (exit 4) comes first.
+    let refused = kith()
+        .arg("--workspace")
+        .arg(&root)
+        .args(["release", "--period", "2026-01", "--epsilon", "1.0"])
+        .env("KITH_FAULT", "fail:release-read")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(4), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
 #[test]
@@ -147,10 +188,17 @@ fn killing_releases_at_random_moments_never_under_counts() {
             killed += 1;
         }
 
+        // Every published file has its own spend in the ledger, at least as large as the
+        // cost the file states.
         let spends = Ledger::at(&root.join("ledger")).spends().expect("the ledger parses");
-        let recorded: f64 = spends.iter().map(|s| s.cost.rho).sum();
-        let released: f64 = release_files(&root).iter().map(|p| released_rho(p)).sum();
-        assert!(recorded >= released, "run {run_number}: {recorded} < {released}");
+        for file in release_files(&root) {
+            let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            let key = name.rsplit('_').next().unwrap().to_owned();
+            let spend = spends.iter().find(|s| s.definition.starts_with(&key));
+            let spend = spend.unwrap_or_else(|| panic!("run {run_number}: {name} has no spend"));
+            assert!(spend.cost.rho >= released_rho(&file), "run {run_number}: {name}");
+        }
+        assert!(spends.len() >= release_files(&root).len());
     }
     assert!(killed >= 10, "only {killed} kills landed mid-way");
 }
