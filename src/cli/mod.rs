@@ -143,14 +143,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = crate::graph::community::Quality::Cpm)]
         quality: crate::graph::community::Quality,
 
-        /// Resolution γ (CPM: the minimum tie weight per pair inside a community; modularity:
-        /// 1 is standard).
-        #[arg(
-            long,
-            value_name = "G",
-            default_value_t = crate::graph::community::DEFAULT_CPM_RESOLUTION
-        )]
-        resolution: f64,
+        /// Resolution γ, a positive number (CPM: the minimum tie weight per pair inside a
+        /// community, default 0.01; modularity: default 1, Newman and Girvan's definition).
+        #[arg(long, value_name = "G", value_parser = positive_resolution)]
+        resolution: Option<f64>,
 
         /// Seed of community detection.
         #[arg(long, value_name = "S", default_value_t = 1)]
@@ -273,6 +269,15 @@ fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
         .ok_or_else(|| format!("`{text}` is not a YYYY-MM-DD date"))
 }
 
+/// A community resolution: finite and above zero, since γ ≤ 0 makes one community of every
+/// component and NaN compares false with every gain.
+fn positive_resolution(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("`{text}` is not a positive number")),
+    }
+}
+
 /// Runs a parsed command.
 #[expect(clippy::too_many_lines, reason = "one short arm per command, each a call")]
 pub fn run(cli: Cli) -> Result<ExitStatus> {
@@ -332,12 +337,15 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
             })
         }
         Command::Graph { summary, quality, resolution, seed, iterations, detector } => {
+            let resolution = resolution.unwrap_or_else(|| quality.default_resolution());
             let settings =
                 crate::graph::community::Settings { quality, resolution, seed, iterations };
             let args = BTreeMap::from([
                 ("quality".to_owned(), format!("{quality:?}").to_lowercase()),
                 ("resolution".to_owned(), resolution.to_string()),
                 ("seed".to_owned(), seed.to_string()),
+                ("iterations".to_owned(), iterations.to_string()),
+                ("detector".to_owned(), format!("{detector:?}").to_lowercase()),
             ]);
             let progress = global.progress();
             in_workspace(global, Operation::Graph, args, |workspace| {

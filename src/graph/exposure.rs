@@ -6,6 +6,12 @@
 //! exists only where the denominator is positive. Weeks start on Monday and are numbered from
 //! the week of 1970-01-05.
 //!
+//! The "all kinds" row sums over ties, not over contacts: a contact named under two kinds
+//! counts once per kind, with both weights. That keeps the all-kinds numerator and
+//! denominator equal to the sums of the per-kind rows', so a model can split exposure by kind
+//! without a second definition, and it counts a contact who is both coworker and friend as a
+//! closer one, which is what the weights mean.
+//!
 //! Two paths compute the same table: an in-memory one (rayon over people, the default on one
 //! machine) and a relational plan on DataFusion (a join of arcs with weekly activity and a
 //! grouped sum), which can run on a cluster later. A test checks that they agree.
@@ -76,6 +82,11 @@ fn by_node(activity: &[Activity], nodes: usize) -> (Vec<Activity>, Vec<usize>) {
 }
 
 /// Computes exposure in memory, in parallel over people, returning the whole table.
+///
+/// # Complexity
+///
+/// O(Σ over capped arcs u→v of v's activity rows) time, plus a sort of the activity; the
+/// table is held whole, so use [`for_each_chunk`] at scale.
 pub fn in_memory(capped: &Network, activity: &[Activity]) -> Exposure {
     let mut table = Exposure::default();
     for_each_chunk(capped, activity, usize::MAX, |chunk| table.extend(chunk));
@@ -127,6 +138,11 @@ pub fn prepare(nodes: usize, activity: &[Activity]) -> Prepared {
 /// Exposure rows of the people in `range`, computed on the calling thread with a dense
 /// accumulator over (domain, week, kind) that is cleared only where it was touched, so no
 /// hashing happens per contribution.
+///
+/// # Complexity
+///
+/// O(Σ over the range's capped arcs u→v of v's activity rows) time and
+/// O(8 · weeks · 7) scratch memory.
 pub fn compute_range(
     capped: &Network,
     prepared: &Prepared,
@@ -142,6 +158,10 @@ pub fn compute_range(
         (usize::from(domain) * weeks + (week - prepared.first_week) as usize) * KIND_SLOTS + kind
     };
     let (mut num, mut den) = (vec![0f64; cells], vec![0f64; cells]);
+    // A cell is marked when first reached rather than when its denominator first turns
+    // positive: a zero-weight tie leaves the denominator at 0, and testing it would list the
+    // cell once per contribution.
+    let mut marked = vec![false; cells];
     let mut touched: Vec<usize> = Vec::new();
     for u in range {
         for i in capped.out.range(u) {
@@ -151,7 +171,8 @@ pub fn compute_range(
             for a in &prepared.sorted[prepared.offsets[v]..prepared.offsets[v + 1]] {
                 for slot in [kind, KIND_SLOTS - 1] {
                     let c = cell(a.domain, a.week, slot);
-                    if den[c] == 0.0 {
+                    if !marked[c] {
+                        marked[c] = true;
                         touched.push(c);
                     }
                     num[c] += w * a.healthy;
@@ -161,16 +182,23 @@ pub fn compute_range(
         }
         touched.sort_unstable();
         for &c in &touched {
+            let (numerator, denominator) = (num[c], den[c]);
+            num[c] = 0.0;
+            den[c] = 0.0;
+            marked[c] = false;
+            // The share is undefined where nothing weighs in (only zero-weight ties reached
+            // the cell): no row, as in the relational plan.
+            if denominator <= 0.0 {
+                continue;
+            }
             let slot = c % KIND_SLOTS;
             let rest = c / KIND_SLOTS;
             out.node.push(u as u32);
             out.domain.push((rest / weeks) as u8);
             out.week.push(prepared.first_week + (rest % weeks) as i32);
             out.kind.push(if slot == KIND_SLOTS - 1 { ALL_KINDS } else { slot as u8 });
-            out.exposure.push(num[c] / den[c]);
-            out.weight.push(den[c]);
-            num[c] = 0.0;
-            den[c] = 0.0;
+            out.exposure.push(numerator / denominator);
+            out.weight.push(denominator);
         }
         touched.clear();
     }
@@ -179,6 +207,12 @@ pub fn compute_range(
 
 /// Computes exposure for `chunk_nodes` people at a time, each chunk in parallel, and hands
 /// the chunks in person order to `sink`.
+///
+/// # Complexity
+///
+/// As [`in_memory`], with memory bounded by one chunk's rows. Pieces of 1,024 people run on
+/// rayon's pool and are joined in person order, so the output does not depend on scheduling;
+/// a panic in a piece propagates to the caller.
 pub fn for_each_chunk(
     capped: &Network,
     activity: &[Activity],
@@ -209,6 +243,11 @@ pub fn for_each_chunk(
 }
 
 /// Computes exposure as a relational plan on DataFusion: arcs ⋈ activity, grouped.
+///
+/// # Complexity
+///
+/// A hash join of the capped arcs with the activity and two grouped sums: the same work as
+/// [`in_memory`] plus hashing, in DataFusion's memory.
 pub fn relational(capped: &Network, activity: &[Activity]) -> Result<Exposure> {
     use datafusion::datasource::MemTable;
     use datafusion::prelude::SessionContext;

@@ -344,28 +344,7 @@ impl CommunityDetector for KithLeiden {
         }
 
         let membership = connected(graph, &membership);
-        let quality = match settings.quality {
-            Quality::Modularity => {
-                super::community::modularity(graph, &membership, settings.resolution)
-            }
-            Quality::Cpm => cpm(graph, &membership, settings.resolution),
-        };
+        let quality = super::community::quality(graph, &membership, settings);
         Ok(Partition { membership, quality })
     }
-}
-
-/// The Constant Potts Model value: weight inside communities minus γ per pair of members.
-pub fn cpm(graph: &Adjacency, membership: &[u32], resolution: f64) -> f64 {
-    let communities = membership.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut inside = 0f64;
-    let mut sizes = vec![0f64; communities];
-    for u in 0..membership.len() {
-        sizes[membership[u] as usize] += 1.0;
-        for i in graph.range(u) {
-            if membership[graph.others[i] as usize] == membership[u] {
-                inside += f64::from(graph.weights[i]);
-            }
-        }
-    }
-    inside / 2.0 - resolution * sizes.iter().map(|n| n * (n - 1.0) / 2.0).sum::<f64>()
 }

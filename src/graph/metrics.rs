@@ -2,9 +2,11 @@
 //! k-core numbers, connected components, reciprocity, assortativity and cohesion by declared
 //! community.
 //!
-//! Written here rather than taken from petgraph: petgraph has components but not k-cores,
-//! clustering or assortativity, and its graph types would cost a copy of ten million arcs.
-//! Each function is short and checked against a brute-force reference in the tests.
+//! Written here rather than taken from petgraph: petgraph has no k-cores, clustering
+//! coefficient or assortativity. Its algorithms do run on kith's adjacency through the traits
+//! in [`super::visit`] (the tests check these components against petgraph's `tarjan_scc`),
+//! but kith's components are one flat pass that also returns the sizes. Each function is
+//! short and checked against a brute-force reference in the tests.
 
 use rayon::prelude::*;
 use serde::Serialize;

@@ -5,22 +5,21 @@
 //! quality function, resolution, seed, iterations); they are written into a staging folder
 //! and renamed into place, so a folder that exists is whole. Asking again with the same
 //! settings reuses it. Files: `people.parquet` (per-person metrics and community),
-//! `ties_capped.parquet` (the capped graph), `exposure.parquet`, and `graph.json` (settings,
-//! the summary, timings).
+//! `ties_capped.parquet` (the capped graph), the `exposure/` folder of `part-NNNNN.parquet`
+//! files (one per chunk of people, written in parallel), and `graph.json` (settings, the
+//! summary, timings). Reading the snapshot lives in [`super::snapshot`].
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc as Shared;
 use std::time::Instant;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, UInt8Array, UInt32Array,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    UInt8Array, UInt32Array,
 };
-use arrow::datatypes::{Date32Type, Field, Float64Type, Int64Type, Schema, UInt8Type, UInt32Type};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::{ArrowWriter, ProjectionMask};
+use arrow::datatypes::{Field, Schema};
+use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -28,9 +27,10 @@ use super::cap::degree_cap;
 use super::community::{Detector, Settings};
 use super::exposure::{self, Activity};
 use super::metrics::{self, GraphSummary};
-use super::network::{Arc, Network};
+use super::network::Network;
+use super::snapshot::{read_activity, read_arcs, read_nodes};
 use crate::error::{Error, IoContext, Result};
-use crate::intake::contract::{Domain, TieKind};
+use crate::intake::contract::TieKind;
 use crate::intake::source::hex;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
@@ -67,175 +67,6 @@ pub struct GraphReport {
     pub reused: bool,
     /// Its record.
     pub record: GraphRecord,
-}
-
-fn vault_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> Error + '_ {
-    move |error| Error::Integrity {
-        file: path.to_owned(),
-        line: None,
-        problem: format!("the vault file does not read: {error}"),
-    }
-}
-
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .at("listing", dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn batches(dir: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    for path in parquet_files(dir)? {
-        let file = File::open(&path).at("opening", &path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(vault_error(&path))?;
-        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-        for batch in builder.with_projection(mask).build().map_err(vault_error(&path))? {
-            out.push(
-                batch.map_err(|e| Error::internal(format!("reading {}: {e}", path.display())))?,
-            );
-        }
-    }
-    Ok(out)
-}
-
-/// People with network consent: their IDs (node order) and declared community numbers.
-struct Nodes {
-    ids: Vec<i64>,
-    community: Vec<u32>,
-    communities: usize,
-    index: HashMap<i64, u32>,
-}
-
-fn read_nodes(snapshot: &Path) -> Result<Nodes> {
-    let mut nodes =
-        Nodes { ids: Vec::new(), community: Vec::new(), communities: 0, index: HashMap::new() };
-    let mut names: HashMap<String, u32> = HashMap::new();
-    for batch in batches(&snapshot.join("people"), &["person", "community", "network"])? {
-        let person = batch.column(0).as_primitive::<Int64Type>();
-        let community = batch.column(1).as_dictionary::<UInt32Type>();
-        let values = community.values().as_string::<i32>();
-        let network = batch.column(2).as_boolean();
-        for row in 0..batch.num_rows() {
-            if !network.value(row) {
-                continue;
-            }
-            let name = values.value(community.keys().value(row) as usize);
-            let next = names.len() as u32;
-            let number = *names.entry(name.to_owned()).or_insert(next);
-            nodes.index.insert(person.value(row), nodes.ids.len() as u32);
-            nodes.ids.push(person.value(row));
-            nodes.community.push(number);
-        }
-    }
-    nodes.communities = names.len();
-    Ok(nodes)
-}
-
-fn read_arcs(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Arc>> {
-    let mut arcs = Vec::new();
-    for batch in batches(&snapshot.join("ties"), &["from_person", "to_person", "kind", "weight"])? {
-        let from = batch.column(0).as_primitive::<Int64Type>();
-        let to = batch.column(1).as_primitive::<Int64Type>();
-        let kind = batch.column(2).as_dictionary::<UInt8Type>();
-        let kind_names = kind.values().as_string::<i32>();
-        let kinds: Vec<u8> = (0..kind_names.len())
-            .map(|i| TieKind::parse(kind_names.value(i)).map_or(u8::MAX, |k| k.index() as u8))
-            .collect();
-        let weight = batch.column(3).as_primitive::<Float64Type>();
-        for row in 0..batch.num_rows() {
-            let (Some(&a), Some(&b)) =
-                (nodes.index.get(&from.value(row)), nodes.index.get(&to.value(row)))
-            else {
-                return Err(Error::internal("a stored tie names someone without network consent"));
-            };
-            let kind = kinds[usize::from(kind.keys().value(row))];
-            arcs.push(Arc { from: a, to: b, kind, weight: weight.value(row) as f32 });
-        }
-    }
-    Ok(arcs)
-}
-
-/// Weekly decision and healthy counts per person and domain. Each decisions part is decoded
-/// on its own thread into packed keys (person, domain, week, healthy), which one parallel sort
-/// groups: cheaper than a hash map over tens of millions of rows.
-fn read_activity(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Activity>> {
-    use rayon::prelude::*;
-
-    const WEEK_OFFSET: i64 = 1 << 21;
-    let files = parquet_files(&snapshot.join("decisions"))?;
-    let keys: Vec<Vec<u64>> = files
-        .par_iter()
-        .map(|path| {
-            let file = File::open(path).at("opening", path)?;
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(file).map_err(vault_error(path))?;
-            let mask = ProjectionMask::columns(
-                builder.parquet_schema(),
-                ["person", "date", "domain", "healthy"],
-            );
-            let mut keys = Vec::new();
-            for batch in builder.with_projection(mask).build().map_err(vault_error(path))? {
-                let batch =
-                    batch.map_err(|e| Error::internal(format!("reading decisions: {e}")))?;
-                let person = batch.column(0).as_primitive::<Int64Type>();
-                let date = batch.column(1).as_primitive::<Date32Type>();
-                let domain = batch.column(2).as_dictionary::<UInt8Type>();
-                let names = domain.values().as_string::<i32>();
-                let domains: Vec<u64> = (0..names.len())
-                    .map(|i| Domain::parse(names.value(i)).map(|d| d.index() as u64))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| Error::Integrity {
-                        file: path.clone(),
-                        line: None,
-                        problem: "a stored decision has a domain outside the contract".into(),
-                    })?;
-                let healthy = batch.column(3).as_boolean();
-                for row in 0..batch.num_rows() {
-                    let Some(&node) = nodes.index.get(&person.value(row)) else { continue };
-                    let week = (i64::from(exposure::week(date.value(row))) + WEEK_OFFSET) as u64;
-                    let domain = domains[usize::from(domain.keys().value(row))];
-                    keys.push(
-                        (u64::from(node) << 26)
-                            | (domain << 23)
-                            | ((week & 0x3f_ffff) << 1)
-                            | u64::from(healthy.value(row)),
-                    );
-                }
-            }
-            Ok(keys)
-        })
-        .collect::<Result<_>>()?;
-    let mut keys = keys.concat();
-    keys.par_sort_unstable();
-
-    let pack = |a: &Activity| {
-        (u64::from(a.node) << 25)
-            | (u64::from(a.domain) << 22)
-            | ((i64::from(a.week) + WEEK_OFFSET) as u64 & 0x3f_ffff)
-    };
-    let mut activity: Vec<Activity> = Vec::new();
-    for key in keys {
-        let cell = key >> 1;
-        let healthy = f64::from((key & 1) as u8);
-        match activity.last_mut() {
-            Some(last) if pack(last) == cell => {
-                last.decisions += 1.0;
-                last.healthy += healthy;
-            }
-            _ => activity.push(Activity {
-                node: (cell >> 25) as u32,
-                domain: ((cell >> 22) & 7) as u8,
-                week: ((cell & 0x3f_ffff) as i64 - WEEK_OFFSET) as i32,
-                decisions: 1.0,
-                healthy,
-            }),
-        }
-    }
-    Ok(activity)
 }
 
 fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) -> Result<()> {

@@ -12,6 +12,8 @@ use super::exposure::{ALL_KINDS, Activity, in_memory, relational};
 use super::metrics::{clustering, components, core_numbers, degrees};
 use super::network::{Arc, Network};
 
+mod cap;
+
 /// Zachary's karate club (1977), 34 members and 78 friendships, numbered from 0 as in
 /// `NetworkX`'s `karate_club_graph`.
 const KARATE: [(u32, u32); 78] = [
@@ -245,6 +247,16 @@ proptest! {
         prop_assert_eq!(sizes.iter().sum::<u32>() as usize, network.nodes);
         let distinct: HashSet<u32> = label.iter().copied().collect();
         prop_assert_eq!(distinct.len(), sizes.len());
+
+        // petgraph's strongly connected components on the symmetric projection, run through
+        // the `visit` traits, are the components.
+        let petgraph_components = petgraph::algo::tarjan_scc(&undirected);
+        prop_assert_eq!(petgraph_components.len(), sizes.len());
+        for component in petgraph_components {
+            let first = label[component[0] as usize];
+            prop_assert!(component.iter().all(|&u| label[u as usize] == first));
+            prop_assert_eq!(component.len(), sizes[first as usize] as usize);
+        }
     }
 
     #[test]
@@ -284,15 +296,71 @@ proptest! {
             .collect();
         let memory = in_memory(&network, &activity);
         let plan = relational(&network, &activity).unwrap();
-        prop_assert_eq!(&memory.node, &plan.node);
-        prop_assert_eq!(&memory.kind, &plan.kind);
-        prop_assert_eq!(&memory.week, &plan.week);
-        for (a, b) in memory.exposure.iter().zip(&plan.exposure) {
-            prop_assert!((a - b).abs() < 1e-12);
+        let reference = brute_exposure(&network, &activity);
+        for table in [&memory, &plan] {
+            prop_assert_eq!(table.node.len(), reference.len());
+            for (i, (&(node, domain, week, kind), &(share, weight))) in
+                reference.iter().enumerate()
+            {
+                prop_assert_eq!(
+                    (table.node[i], table.domain[i], table.week[i], table.kind[i]),
+                    (node, domain, week, kind)
+                );
+                prop_assert!((table.exposure[i] - share).abs() < 1e-12);
+                prop_assert!((table.weight[i] - weight).abs() < 1e-9);
+            }
         }
         for (i, &share) in memory.exposure.iter().enumerate() {
             prop_assert!((0.0..=1.0).contains(&share));
             prop_assert!(memory.kind[i] == ALL_KINDS || memory.kind[i] < 6);
+        }
+    }
+}
+
+/// Exposure straight from its definition: per (person, domain, week, kind), and for all kinds
+/// together, Σ w·healthy over Σ w·decisions of the people named, where the sum is positive.
+fn brute_exposure(
+    network: &Network,
+    activity: &[Activity],
+) -> std::collections::BTreeMap<(u32, u8, i32, u8), (f64, f64)> {
+    let mut sums = std::collections::BTreeMap::<(u32, u8, i32, u8), (f64, f64)>::new();
+    for arc in network.arc_list() {
+        for a in activity.iter().filter(|a| a.node == arc.to) {
+            for kind in [arc.kind, ALL_KINDS] {
+                let cell = sums.entry((arc.from, a.domain, a.week, kind)).or_default();
+                cell.0 += f64::from(arc.weight) * a.healthy;
+                cell.1 += f64::from(arc.weight) * a.decisions;
+            }
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, (_, weight))| *weight > 0.0)
+        .map(|(key, (healthy, weight))| (key, (healthy / weight, weight)))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_detector_returns_connected_communities_and_their_quality(
+        network in random_network(),
+        seed in 0u64..100,
+        cpm in any::<bool>(),
+    ) {
+        let graph = network.undirected();
+        let settings = if cpm {
+            Settings { quality: Quality::Cpm, resolution: 0.05, seed, iterations: 2 }
+        } else {
+            Settings { quality: Quality::Modularity, resolution: 1.0, seed, iterations: 2 }
+        };
+        let detectors: [&dyn CommunityDetector; 2] = [&LeidenRs, &super::leiden::KithLeiden];
+        for detector in detectors {
+            let partition = detector.detect(&graph, &settings).unwrap();
+            prop_assert_eq!(partition.membership.len(), network.nodes);
+            assert_connected(&graph, &partition.membership);
+            let score = super::community::quality(&graph, &partition.membership, &settings);
+            prop_assert!((score - partition.quality).abs() < 1e-9);
         }
     }
 }
