@@ -18,7 +18,7 @@ pub enum ExitStatus {
     Usage = 2,
     /// The input was refused as a whole: nothing of it was stored.
     BadInput = 3,
-    /// The workspace policy refused the command: role, budget or data-minimisation rule.
+    /// The workspace policy refused the command: a role or a privacy budget.
     PolicyRefusal = 4,
     /// The workspace or the machine was not in a usable state: missing workspace, unsafe
     /// permissions, a full disk.
@@ -139,13 +139,12 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::Usage { .. } => ExitStatus::Usage,
-            Error::Input { .. } => ExitStatus::BadInput,
+            // The only unsupported requests are inputs beyond a format limit, refused whole.
+            Error::Input { .. } | Error::NotSupported { .. } => ExitStatus::BadInput,
             Error::Policy { .. } => ExitStatus::PolicyRefusal,
             Error::Workspace { .. } | Error::Io { .. } => ExitStatus::Environment,
             Error::Integrity { .. } => ExitStatus::Integrity,
-            Error::Privacy { .. } | Error::NotSupported { .. } | Error::Internal { .. } => {
-                ExitStatus::Internal
-            }
+            Error::Privacy { .. } | Error::Internal { .. } => ExitStatus::Internal,
         }
     }
 

@@ -244,9 +244,56 @@ pub fn looks_like_identifier(name: &str) -> bool {
         name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
     EXACT.contains(&folded.as_str())
         || PARTS.iter().any(|part| folded.contains(part))
+        || SHORT_PARTS.iter().any(|part| folded.contains(part))
+        || words(name).any(|word| is_short_contact_word(&word))
         || folded.ends_with("name")
         || folded == "license"
         || folded.starts_with("ssn") && folded != "ssnlast4"
+}
+
+/// Abbreviations of contact fields that no contract column contains anywhere, so they are
+/// matched inside any name (`home_addr`, `e_mail`, `mailing_list`, `fax_no`).
+const SHORT_PARTS: [&str; 3] = ["addr", "mail", "fax"];
+
+/// Abbreviations that are also pieces of ordinary words (`hotel`, `cancelled`), so they are
+/// matched only as a whole word of the name, alone or with a usual prefix or suffix.
+const SHORT_WORDS: [&str; 2] = ["tel", "cell"];
+const SHORT_WORD_PREFIXES: [&str; 6] = ["", "home", "work", "office", "mobile", "private"];
+const SHORT_WORD_SUFFIXES: [&str; 7] = ["", "no", "nr", "num", "number", "phone", "s"];
+
+/// The words of a column name, lower-cased: split at anything that is not a letter or digit
+/// and where a lower-case letter meets an upper-case one (`cellPhone` is `cell`, `phone`).
+fn words(name: &str) -> impl Iterator<Item = String> + '_ {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        let boundary = !c.is_ascii_alphanumeric() || (previous_lower && c.is_ascii_uppercase());
+        if boundary && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+        previous_lower = c.is_ascii_lowercase();
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words.into_iter()
+}
+
+fn is_short_contact_word(word: &str) -> bool {
+    SHORT_WORDS.iter().any(|short| {
+        SHORT_WORD_PREFIXES.iter().any(|prefix| {
+            SHORT_WORD_SUFFIXES.iter().any(|suffix| {
+                word.len() == prefix.len() + short.len() + suffix.len()
+                    && word.starts_with(prefix)
+                    && word[prefix.len()..].starts_with(short)
+                    && word.ends_with(suffix)
+            })
+        })
+    })
 }
 
 /// Parses a strict ISO `YYYY-MM-DD` date.
@@ -394,6 +441,48 @@ mod tests {
         }
         for column in TABLES.iter().flat_map(|t| t.columns) {
             assert!(!looks_like_identifier(column.name), "{}", column.name);
+        }
+    }
+
+    #[test]
+    fn abbreviated_contact_columns_are_recognised() {
+        for name in [
+            "addr",
+            "tel",
+            "cell",
+            "mail",
+            "fax",
+            "home_addr",
+            "Addr2",
+            "cell_phone",
+            "cellPhone",
+            "CELL",
+            "cell_no",
+            "e_mail",
+            "E-Mail",
+            "mail_address",
+            "mailing_list",
+            "TEL",
+            "tel_no",
+            "telNo",
+            "work_tel",
+            "hometel",
+            "fax_number",
+            "faxnr",
+        ] {
+            assert!(looks_like_identifier(name), "{name}");
+        }
+        // Words that merely contain `tel` or `cell` are ordinary unknown columns.
+        for name in ["hotel", "cancelled", "intellectual", "excellent", "telemetry_id"] {
+            assert!(!looks_like_identifier(name), "{name}");
+        }
+        for column in TABLES.iter().flat_map(|t| t.columns) {
+            assert!(!looks_like_identifier(column.name), "{}", column.name);
+            assert!(
+                !words(column.name).any(|word| is_short_contact_word(&word)),
+                "{}",
+                column.name
+            );
         }
     }
 }

@@ -72,20 +72,33 @@ impl Layout {
                 return Err(refuse(
                     None,
                     format!(
-                        "column `{name}` looks like a direct identifier; kith never stores one, \
-                         so the export is refused whole — remove the column and export again"
+                        "{} looks like a direct identifier; kith never stores one, so the \
+                         export is refused whole — remove the column and export again",
+                        header_name(position, &name)
                     ),
                 ));
             }
             let Some(index) = table.columns.iter().position(|c| c.name == name) else {
-                return Err(refuse(
-                    None,
+                let expected = table.header().replace(',', ", ");
+                let problem = if holds_digits(&name) {
+                    // No contract column but `ssn_last4` has a digit, so this is most likely a
+                    // file without a header whose first data row was read as one; quoting it
+                    // could print a date of birth or SSN digits.
                     format!(
-                        "column `{name}` is not in the `{}` contract (expected: {})",
+                        "{} is not in the `{}` contract and holds digits, so it looks like data, \
+                         not a column name (it is not quoted, as it may be personal data); the \
+                         first line of the file must be the header: {expected}",
+                        header_name(position, &name),
                         table.name,
-                        table.header().replace(',', ", ")
-                    ),
-                ));
+                    )
+                } else {
+                    format!(
+                        "{} is not in the `{}` contract (expected: {expected})",
+                        header_name(position, &name),
+                        table.name,
+                    )
+                };
+                return Err(refuse(None, problem));
             };
             if positions[index].is_some() {
                 return Err(refuse(
@@ -166,6 +179,22 @@ impl Layout {
     /// A checked optional field: `None` when empty.
     fn optional<'r>(&self, row: &'r impl RawRow, column: usize) -> Option<&'r str> {
         Some(self.checked(row, column)).filter(|text| !text.is_empty())
+    }
+}
+
+/// Whether a header name holds an ASCII digit.
+fn holds_digits(name: &str) -> bool {
+    name.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// How an error names a refused header cell: by name, unless the name holds digits and so may
+/// be a value (a date of birth, SSN digits) from a data row read as the header; then only by
+/// its position.
+fn header_name(position: usize, name: &str) -> String {
+    if holds_digits(name) {
+        format!("column {} of the header", position + 1)
+    } else {
+        format!("column `{name}`")
     }
 }
 

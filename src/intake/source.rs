@@ -16,13 +16,14 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
+use chrono::NaiveDate;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::contract::{ColumnKind, Table};
+use super::contract::{ColumnKind, Table, from_epoch_days};
 use super::rows::{Layout, RawRow, is_textual};
 use crate::error::{Error, IoContext, Result};
 
@@ -237,9 +238,19 @@ impl TableSource {
                     schema.fields().iter().map(|f| f.name().as_bytes()),
                     None,
                 )?;
-                for field in schema.fields() {
-                    let column = self.table.column(field.name()).expect("the layout accepted it");
-                    check_parquet_type(&self.path, column.name, column.kind, field.data_type())?;
+                // The layout matched trimmed names without a byte-order mark, so each field is
+                // found through its position, never by its raw name (`dob ` is `dob`).
+                for (index, column) in self.table.columns.iter().enumerate() {
+                    if let Some(field) =
+                        layout.position(index).and_then(|at| schema.fields().get(at))
+                    {
+                        check_parquet_type(
+                            &self.path,
+                            column.name,
+                            column.kind,
+                            field.data_type(),
+                        )?;
+                    }
                 }
                 Ok(layout)
             }
@@ -334,10 +345,23 @@ impl TableSource {
                 column: None,
                 problem: format!("unreadable Parquet batch: {error}"),
             })?;
+            let schema = batch.schema();
             let columns = batch
                 .columns()
                 .iter()
-                .map(|column| as_text(column).map_err(|e| Error::internal(e.to_string())))
+                .zip(schema.fields())
+                .map(|(column, field)| {
+                    as_text(column).map_err(|problem| Error::Input {
+                        file: self.path.clone(),
+                        line: Some(row_number + 1),
+                        column: self.table.column(field.name().trim()).map(|c| c.name),
+                        problem: format!(
+                            "the Parquet column of type {} cannot be read as text ({problem}); \
+                             write it as text and export again",
+                            field.data_type()
+                        ),
+                    })
+                })
                 .collect::<Result<Vec<StringArray>>>()?;
             for index in 0..batch.num_rows() {
                 row_number += 1;
@@ -396,18 +420,112 @@ impl RawRow for ParquetRow<'_> {
     }
 }
 
-/// Casts a Parquet column to text; booleans become `0`/`1` so they read as flags, and
-/// timestamps (pandas' dates) become their calendar day.
-fn as_text(column: &arrow::array::ArrayRef) -> arrow::error::Result<StringArray> {
+/// Casts a Parquet column to text; booleans become `0`/`1` so they read as flags, and dates
+/// and timestamps (pandas' dates) become their calendar day.
+///
+/// The error names what failed but never a value: Arrow's own messages quote the value.
+fn as_text(column: &ArrayRef) -> std::result::Result<StringArray, &'static str> {
     use arrow::compute::cast;
 
+    if let Some(days) = dates_as_text(column)? {
+        return Ok(days);
+    }
     let column = match column.data_type() {
-        DataType::Boolean => cast(column, &DataType::UInt8)?,
-        DataType::Timestamp(..) => cast(column, &DataType::Date32)?,
+        DataType::Boolean => cast(column, &DataType::UInt8).map_err(|_| "a boolean cast failed")?,
         _ => Arc::clone(column),
     };
-    let text = cast(&column, &DataType::Utf8)?;
+    let text = cast(&column, &DataType::Utf8).map_err(|_| "the cast to text failed")?;
     Ok(text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+}
+
+/// Written for a date value that is no calendar day kith can name; it fails every date check,
+/// so the row is quarantined as `bad_date` instead of the whole batch failing, as Arrow's
+/// casts do (with an error that quotes the value).
+const NOT_A_DAY: &str = "not a day";
+
+/// One value of a date or timestamp column.
+enum Day {
+    /// The cell is empty.
+    Missing,
+    /// The value lies outside the calendar chrono can name.
+    Outside,
+    /// A calendar day.
+    On(NaiveDate),
+}
+
+impl Day {
+    /// The day of a cell: `to_day` names the calendar day of a value, if it has one.
+    fn of<V>(value: Option<V>, to_day: impl FnOnce(V) -> Option<NaiveDate>) -> Day {
+        match value.map(to_day) {
+            None => Day::Missing,
+            Some(None) => Day::Outside,
+            Some(Some(day)) => Day::On(day),
+        }
+    }
+}
+
+/// Turns a date or timestamp column into `YYYY-MM-DD` text, one value at a time; `None` for
+/// other types. A timestamp with a time zone gives its calendar day in that zone, as Arrow's
+/// cast to `Date32` does; one without gives its UTC day.
+fn dates_as_text(column: &ArrayRef) -> std::result::Result<Option<StringArray>, &'static str> {
+    use arrow::array::timezone::Tz;
+    use arrow::datatypes::{
+        Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampNanosecondType, TimestampSecondType,
+    };
+
+    let days: Vec<Day> = match column.data_type() {
+        DataType::Date32 => column
+            .as_primitive::<arrow::datatypes::Date32Type>()
+            .iter()
+            .map(|value| Day::of(value, from_epoch_days))
+            .collect(),
+        DataType::Date64 => day_of::<Date64Type>(column, None),
+        DataType::Timestamp(unit, zone) => {
+            let zone = match zone {
+                Some(zone) => {
+                    Some(zone.parse::<Tz>().map_err(|_| "its time zone is not one kith knows")?)
+                }
+                None => None,
+            };
+            match unit {
+                TimeUnit::Second => day_of::<TimestampSecondType>(column, zone),
+                TimeUnit::Millisecond => day_of::<TimestampMillisecondType>(column, zone),
+                TimeUnit::Microsecond => day_of::<TimestampMicrosecondType>(column, zone),
+                TimeUnit::Nanosecond => day_of::<TimestampNanosecondType>(column, zone),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let mut text = StringBuilder::with_capacity(days.len(), days.len() * 10);
+    for day in days {
+        match day {
+            Day::Missing => text.append_null(),
+            // A year outside 0..=9999 prints with a sign and fails the date check, as it should.
+            Day::On(day) => text.append_value(day.to_string()),
+            Day::Outside => text.append_value(NOT_A_DAY),
+        }
+    }
+    Ok(Some(text.finish()))
+}
+
+/// The calendar day of each value of a 64-bit temporal column.
+fn day_of<T>(column: &ArrayRef, zone: Option<arrow::array::timezone::Tz>) -> Vec<Day>
+where
+    T: arrow::datatypes::ArrowPrimitiveType<Native = i64>,
+{
+    use arrow::array::temporal_conversions::{as_datetime, as_datetime_with_timezone};
+
+    column
+        .as_primitive::<T>()
+        .iter()
+        .map(|value| {
+            Day::of(value, |value| match zone {
+                Some(zone) => as_datetime_with_timezone::<T>(value, zone).map(|d| d.date_naive()),
+                None => as_datetime::<T>(value).map(|d| d.date()),
+            })
+        })
+        .collect()
 }
 
 /// Refuses a Parquet column whose type cannot carry the contract's values faithfully (an

@@ -13,6 +13,7 @@ use kith::Error;
 use kith::intake::{self, IngestOptions, IngestReport};
 use kith::progress::Progress;
 use kith::workspace::Workspace;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 
 const PEOPLE: &str = "source_id,dob,ssn_last4,community,workplace,household,sex
 P1,1980-01-01,0001,North,W1,H1,F
@@ -115,7 +116,7 @@ impl Export {
 /// The result of ingesting an export into a fresh workspace.
 struct Run {
     workspace: tempfile::TempDir,
-    _export: tempfile::TempDir,
+    export: tempfile::TempDir,
     result: kith::Result<IngestReport>,
 }
 
@@ -146,7 +147,7 @@ fn ingest_dir(export: tempfile::TempDir) -> Run {
     let ws = Workspace::init(&workspace.path().join("ws"), "steward").unwrap();
     let options = IngestOptions { export: export.path().to_owned(), as_of: None };
     let result = intake::ingest(&ws, &options, Progress::hidden());
-    Run { workspace, _export: export, result }
+    Run { workspace, export, result }
 }
 
 fn ingest(export: &Export) -> Run {
@@ -190,7 +191,34 @@ fn assert_outcome(run: &Run, expected: &Expected) {
         assert_eq!(count.quarantined, want.len() as u64, "{}", entry.table);
         assert_eq!(count.excluded_by_consent, 0, "{}", entry.table);
         assert_eq!(count.stored + count.quarantined, count.read, "{}", entry.table);
+        if let Some(records) = csv_records(&run.export.path().join(format!("{}.csv", entry.table)))
+        {
+            assert_eq!(count.read, records, "rows read of {}", entry.table);
+        }
+        let stored = vault_rows(&report.snapshot_dir.join(&entry.table));
+        assert_eq!(stored, count.stored, "rows of {} in the vault", entry.table);
     }
+    assert_eq!(report.manifest.quarantine.rows, report.manifest.quarantined(), "manifest");
+}
+
+/// Data records of a CSV file, counted by the `csv` crate rather than by kith.
+fn csv_records(path: &Path) -> Option<u64> {
+    let reader = csv::ReaderBuilder::new().flexible(true).from_path(path).ok()?;
+    Some(reader.into_records().count() as u64)
+}
+
+/// Rows stored in a vault table's Parquet parts.
+fn vault_rows(dir: &Path) -> u64 {
+    let mut rows = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader = SerializedFileReader::new(file).unwrap();
+            rows += reader.metadata().file_metadata().num_rows() as u64;
+        }
+    }
+    rows
 }
 
 fn assert_person_quarantined(run: &Run, person: &str, own: Expected) {
@@ -235,6 +263,31 @@ fn an_identifier_column_refuses_the_export() {
 fn an_identifier_column_in_another_table_refuses_the_export() {
     let run = ingest(&Export::new().map("decisions", |t| t.replacen("pre_decided", "mobile", 1)));
     assert_refused(&run, "decisions.csv", "`mobile` looks like a direct identifier");
+}
+
+#[test]
+fn an_abbreviated_contact_column_refuses_the_export() {
+    for name in ["work_tel", "cellPhone", "e_mail", "home_addr", "fax_no"] {
+        let run = ingest(&Export::new().map("people", |t| t.replacen("sex", name, 1)));
+        assert_refused(
+            &run,
+            "people.csv",
+            &format!("column `{name}` looks like a direct identifier"),
+        );
+    }
+}
+
+#[test]
+fn a_file_without_a_header_is_refused_without_quoting_its_first_row() {
+    let export =
+        Export::new().map("people", |t| t.lines().skip(1).map(|l| l.to_owned() + "\n").collect());
+    let run = ingest(&export);
+    assert_refused(&run, "people.csv", "holds digits");
+    let message = run.error().to_string();
+    let first_row = PEOPLE.lines().nth(1).unwrap();
+    for field in first_row.split(',').filter(|f| f.bytes().any(|b| b.is_ascii_digit())) {
+        assert!(!message.contains(field), "the error quotes `{field}`: {message}");
+    }
 }
 
 #[test]
