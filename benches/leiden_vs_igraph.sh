@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Side by side: igraph's Leiden and kith's Leiden on the same synthetic graph.
+# Side by side: igraph's Leiden, leidenalg and kith's Leiden on the same synthetic graph.
 # Usage: bash benches/leiden_vs_igraph.sh [PEOPLE]   (default 1000000)
 # Sets up a Python venv with python-igraph and leidenalg (pip), generates a `kith synth`
-# export, and runs both with modularity, γ = 1, two iterations, on the undirected graph of
+# export, and runs all three with modularity, γ = 1, two iterations, on the undirected graph of
 # every nomination. Prints each tool's time, modularity (computed the same way by each
 # library), number of communities, recovery of the hidden clusters (NMI, ARI), and ratios.
+# KITH_BENCH_SHUFFLE=1 numbers people in random order (no locality from the export).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 people="${1:-1000000}"
@@ -19,7 +20,7 @@ cargo build --release --quiet
 "${CARGO_TARGET_DIR:-target}/release/kith" -q synth --people "$people" --seed 1 --out "$work/export"
 kith_line=$(cargo bench --quiet --bench leiden -- "$work/export" "$work/graph")
 
-igraph_line=$("$venv/bin/python" - "$work/graph" <<'PY'
+peer_lines=$("$venv/bin/python" - "$work/graph" <<'PY'
 import json, sys, time
 import igraph as ig
 folder = sys.argv[1]
@@ -32,30 +33,43 @@ with open(f"{folder}/edges.tsv") as f:
 truth = [int(x) for x in open(f"{folder}/truth.txt")]
 g = ig.Graph(n=len(truth), edges=edges)
 g.es["weight"] = weights
+def scored(tool, seconds, membership):
+    return {
+        "tool": tool,
+        "people": len(truth),
+        "seconds": seconds,
+        "modularity": g.modularity(membership, weights="weight"),
+        "communities": len(set(membership)),
+        "nmi": ig.compare_communities(truth, membership, method="nmi"),
+        "ari": ig.compare_communities(truth, membership, method="adjusted_rand"),
+    }
+
 start = time.perf_counter()
 found = g.community_leiden(objective_function="modularity", weights="weight",
                            resolution=1.0, n_iterations=2)
-seconds = time.perf_counter() - start
-membership = found.membership
-print(json.dumps({
-    "tool": "igraph " + ig.__version__,
-    "people": len(truth),
-    "seconds": seconds,
-    "modularity": g.modularity(membership, weights="weight"),
-    "communities": len(set(membership)),
-    "nmi": ig.compare_communities(truth, membership, method="nmi"),
-    "ari": ig.compare_communities(truth, membership, method="adjusted_rand"),
-}))
+runs = [scored("igraph " + ig.__version__, time.perf_counter() - start, found.membership)]
+
+# leidenalg, the reference implementation by Leiden's authors, on the same igraph graph.
+import leidenalg as la
+start = time.perf_counter()
+found = la.find_partition(g, la.ModularityVertexPartition, weights="weight",
+                          n_iterations=2, seed=1)
+runs.append(scored("leidenalg " + la.__version__, time.perf_counter() - start,
+                   found.membership))
+print(json.dumps(runs))
 PY
 )
 
-echo "$igraph_line"
+echo "$peer_lines"
 echo "$kith_line"
-python3 - "$igraph_line" "$kith_line" <<'PY'
+python3 - "$peer_lines" "$kith_line" <<'PY'
 import json, sys
-ig, kith = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"speed: kith is {ig['seconds'] / kith['seconds']:.1f}x igraph "
-      f"({kith['seconds']:.1f} s vs {ig['seconds']:.1f} s)")
-for key in ("modularity", "nmi", "ari"):
-    print(f"{key}: kith {kith[key]:.4f}, igraph {ig[key]:.4f}, ratio {kith[key] / ig[key]:.3f}")
+peers, kith = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for peer in peers:
+    name = peer["tool"].split()[0]
+    print(f"speed: kith is {peer['seconds'] / kith['seconds']:.1f}x {name} "
+          f"({kith['seconds']:.1f} s vs {peer['seconds']:.1f} s)")
+    for key in ("modularity", "nmi", "ari"):
+        print(f"  {key}: kith {kith[key]:.4f}, {name} {peer[key]:.4f}, "
+              f"ratio {kith[key] / peer[key]:.3f}")
 PY

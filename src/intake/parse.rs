@@ -137,9 +137,12 @@ impl People {
                 self.sex.push(person.sex.map_or(NO_SEX, |sex| sex.index() as u8));
             }
             Err(defect) => {
+                // The pair is kept (in memory only) so that a defective row still counts as a
+                // claim on its identity; nothing of a defective row is stored.
+                let (dob, ssn) = layout.readable_identity(row).unwrap_or((NO_DATE, [0; 4]));
                 self.defects.push(Some(defect));
-                self.dob.push(NO_DATE);
-                self.ssn_last4.push([0; 4]);
+                self.dob.push(dob);
+                self.ssn_last4.push(ssn);
                 self.community.push(NO_TEXT);
                 self.workplace.push(NO_TEXT);
                 self.household.push(NO_TEXT);

@@ -184,7 +184,9 @@ fn people_rules(people: &People, index: &PeopleIndex<'_>, as_of: i32) -> (Vec<St
             *reason = Some((Reason::DobInFuture, Some("dob")));
         }
     }
-    let decoded: Vec<bool> = reasons.iter().map(Option::is_none).collect();
+    // Every row whose identity pair reads counts as a claim on it, whatever else is wrong
+    // with the row: two rows claiming one identity leave it unknown which one it is.
+    let claims: Vec<bool> = (0..people.len()).map(|row| people.dob[row] != NO_DATE).collect();
 
     for (row, reason) in reasons.iter_mut().enumerate() {
         let shared = people.source_id(row).is_some_and(|id| index.count(id) > 1);
@@ -194,10 +196,10 @@ fn people_rules(people: &People, index: &PeopleIndex<'_>, as_of: i32) -> (Vec<St
     }
 
     let mut pairs: HashMap<(i32, [u8; 4]), u32, RandomState> = HashMap::default();
-    for row in (0..people.len()).filter(|&row| decoded[row]) {
+    for row in (0..people.len()).filter(|&row| claims[row]) {
         *pairs.entry((people.dob[row], people.ssn_last4[row])).or_default() += 1;
     }
-    for row in (0..people.len()).filter(|&row| decoded[row]) {
+    for row in (0..people.len()).filter(|&row| claims[row]) {
         if reasons[row].is_none() && pairs[&(people.dob[row], people.ssn_last4[row])] > 1 {
             reasons[row] = Some((Reason::SharedIdentity, None));
         }

@@ -134,6 +134,15 @@ impl Layout {
         (!text.is_empty() && text.len() <= MAX_FIELD_BYTES).then_some(text)
     }
 
+    /// The identity pair of a people row that failed its checks, when its `dob` and
+    /// `ssn_last4` are well formed on their own: a defective row still claims that identity,
+    /// so it counts in the shared-identity rule.
+    pub fn readable_identity(&self, row: &impl RawRow) -> Option<(i32, [u8; 4])> {
+        let dob = super::contract::parse_date(self.text(row, 1).ok()?)?;
+        let ssn: [u8; 4] = self.text(row, 2).ok()?.as_bytes().try_into().ok()?;
+        ssn.iter().all(u8::is_ascii_digit).then(|| (super::contract::epoch_days(dob), ssn))
+    }
+
     /// Checks a row's width and every field's kind, returning the first defect, or each
     /// column's value as [`ColumnKind::value`] gives it (`NaN` for an empty optional cell).
     pub fn check_fields(&self, row: &impl RawRow) -> std::result::Result<Values, Defect> {

@@ -456,6 +456,18 @@ fn two_source_ids_with_one_identity_pair_are_both_quarantined() {
 }
 
 #[test]
+fn a_defective_row_still_claims_its_identity_pair() {
+    // P9 breaks a rule of its own (an unknown sex code) but names P5's identity pair, so it is
+    // unknown which of the two that person is: both rows are set aside.
+    let run = ingest(&Export::new().append("people", "P9,1984-05-05,0005,East,,,Z"));
+    assert_person_quarantined(
+        &run,
+        "P5",
+        vec![("people", 6, "shared_identity", ""), ("people", 8, "bad_value", "sex")],
+    );
+}
+
+#[test]
 fn a_tie_to_an_unknown_person_is_quarantined() {
     let run = ingest(&Export::new().set_line("ties", 6, "P4,P77,neighbor,,"));
     assert_outcome(&run, &vec![("ties", 6, "unknown_tie_end", "to_id")]);

@@ -215,6 +215,13 @@ pub fn publish(workspace: &Workspace, user: &str, request: &Request) -> Result<P
 
     let rho = mechanism::rho_for_epsilon(request.epsilon, policy.delta)?;
     let selection_delta = policy.delta * SELECTION_DELTA_SHARE;
+    let (per_person, per_domain) =
+        (policy.decisions_per_person, policy.decisions_per_person_domain);
+    let noise = ReleaseNoise::calibrate(rho, selection_delta, per_person, per_domain)?;
+    let planned = noise.cost();
+    if planned.rho > rho * (1.0 + 1e-9) || planned.delta > selection_delta * (1.0 + 1e-9) {
+        return Err(Error::internal("a release's measurements cost more than it reserves"));
+    }
     let reserve = Spend {
         seq: 0,
         time: String::new(),
@@ -225,7 +232,9 @@ pub fn publish(workspace: &Workspace, user: &str, request: &Request) -> Result<P
         definition: key.clone(),
         from: request.from,
         to: request.to,
-        cost: Cost { rho, delta: selection_delta },
+        // Composition can land a rounding step above the target; charging the larger of the
+        // two keeps the ledger at or above what the release states it cost.
+        cost: Cost { rho: rho.max(planned.rho), delta: selection_delta.max(planned.delta) },
         check: String::new(),
     };
     let caps = Caps::from_policy(workspace.policy())?;
@@ -235,14 +244,7 @@ pub fn publish(workspace: &Workspace, user: &str, request: &Request) -> Result<P
     crate::fault::point("release-read")?;
     let inputs = aggregate::read(&snapshot_dir, request.from, request.to)?;
     let key_ring = workspace.key_ring()?;
-    let (per_person, per_domain) =
-        (policy.decisions_per_person, policy.decisions_per_person_domain);
     let aggregates = Aggregates::bound(&inputs, per_person, per_domain, key_ring.current());
-    let noise = ReleaseNoise::calibrate(rho, selection_delta, per_person, per_domain)?;
-    let planned = noise.cost()?;
-    if planned.rho > rho * (1.0 + 1e-9) || planned.delta > selection_delta * (1.0 + 1e-9) {
-        return Err(Error::internal("a release's measurements cost more than it reserves"));
-    }
     let reserved = ledger.reserve(reserve, &caps)?;
 
     let release = noisy_release(&aggregates, &noise, request, policy, snapshot.clone())?;

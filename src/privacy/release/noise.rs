@@ -21,6 +21,8 @@ pub struct ReleaseNoise {
     people: PartitionSelection,
     decisions: VectorGaussian,
     healthy: VectorGaussian,
+    /// The three costs composed once, at calibration.
+    cost: Cost,
 }
 
 impl ReleaseNoise {
@@ -34,18 +36,18 @@ impl ReleaseNoise {
         per_domain: u32,
     ) -> Result<ReleaseNoise> {
         let l2 = bounding::l2_contribution(per_person, per_domain, Domain::ALL.len() as u32);
-        Ok(ReleaseNoise {
-            people: PartitionSelection::calibrate(1, 1.0, rho / 5.0, selection_delta)?,
-            decisions: VectorGaussian::calibrate(l2, rho * 0.4)?,
-            healthy: VectorGaussian::calibrate(l2, rho * 0.4)?,
-        })
+        let people = PartitionSelection::calibrate(1, 1.0, rho / 5.0, selection_delta)?;
+        let decisions = VectorGaussian::calibrate(l2, rho * 0.4)?;
+        let healthy = VectorGaussian::calibrate(l2, rho * 0.4)?;
+        let cost = Cost::composed(&[people.cost, decisions.cost, healthy.cost])?;
+        Ok(ReleaseNoise { people, decisions, healthy, cost })
     }
 
     /// What one release through these measurements costs, by OpenDP's composition rule.
     /// The whole cost is charged even when no community clears the threshold and the two
     /// vectors are never drawn: the budget was reserved for them before anything was seen.
-    pub fn cost(&self) -> Result<Cost> {
-        Cost::composed(&[self.people.cost, self.decisions.cost, self.healthy.cost])
+    pub fn cost(&self) -> Cost {
+        self.cost
     }
 }
 
@@ -63,7 +65,35 @@ pub fn noisy_release(
     policy: &PrivacyPolicy,
     snapshot: String,
 ) -> Result<Release> {
-    let min_cell = f64::from(policy.min_cell_size);
+    let communities = noisy_communities(aggregates, noise, policy.min_cell_size)?;
+    let cost = noise.cost();
+    Ok(Release {
+        release: "community-health",
+        format: 2,
+        kith_version: env!("CARGO_PKG_VERSION"),
+        snapshot,
+        request: request.clone(),
+        privacy: PrivacyStatement {
+            unit: "person",
+            rho: cost.rho,
+            epsilon: mechanism::epsilon(cost.rho, policy.delta)?,
+            delta: policy.delta + cost.delta,
+            decisions_per_person: aggregates.per_person,
+            decisions_per_person_domain: aggregates.per_domain,
+            min_cell_size: policy.min_cell_size,
+        },
+        communities,
+    })
+}
+
+/// The published rows of [`noisy_release`]: every noisy value the release holds, drawn once,
+/// with the small-cell rules applied to them.
+pub fn noisy_communities(
+    aggregates: &Aggregates,
+    noise: &ReleaseNoise,
+    min_cell_size: u32,
+) -> Result<Vec<CommunityRow>> {
+    let min_cell = f64::from(min_cell_size);
     let counts: HashMap<String, f64> = aggregates
         .names
         .iter()
@@ -120,22 +150,5 @@ pub fn noisy_release(
         }
     }
 
-    let cost = noise.cost()?;
-    Ok(Release {
-        release: "community-health",
-        format: 2,
-        kith_version: env!("CARGO_PKG_VERSION"),
-        snapshot,
-        request: request.clone(),
-        privacy: PrivacyStatement {
-            unit: "person",
-            rho: cost.rho,
-            epsilon: mechanism::epsilon(cost.rho, policy.delta)?,
-            delta: policy.delta + cost.delta,
-            decisions_per_person: aggregates.per_person,
-            decisions_per_person_domain: aggregates.per_domain,
-            min_cell_size: policy.min_cell_size,
-        },
-        communities,
-    })
+    Ok(communities)
 }
