@@ -4,7 +4,8 @@
 # Usage: bash benches/ingest_memory.sh [SIZES...]   (default: 100000 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+# The same target set as `cargo test`, so the dependencies built for the tests are reused.
+cargo build --release --quiet --locked --all-targets
 kith="${CARGO_TARGET_DIR:-target}/release/kith"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -3,7 +3,8 @@
 # Usage: bash benches/synth_memory.sh [SIZES...]   (default: 100000 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+# The same target set as `cargo test`, so the dependencies built for the tests are reused.
+cargo build --release --quiet --locked --all-targets
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for people in "${@:-100000 1000000}"; do
