@@ -1,7 +1,8 @@
 //! `kith demo`: every stage built so far, run on the bundled sample in a throw-away workspace.
 //!
 //! The demo is the README's first command. It grows as stages land; today it creates a
-//! workspace, ingests the sample export into a vault snapshot, and verifies the audit log.
+//! workspace, ingests the sample export into a vault snapshot, publishes the community health
+//! release, runs the graph stage, and verifies the audit log.
 
 use std::path::Path;
 
@@ -55,9 +56,22 @@ fn run_in(root: &Path, sample: &Path, out: &mut Output) -> Result<ExitStatus> {
         super::release::run(workspace, &user, &period, 0.5, out)
     })?;
 
-    let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;
-    out.line(format!("4. audit log: {} line(s), chain and MACs verified", verified.lines))?;
+    out.line("4. graph stage: degree cap, metrics, Leiden communities, exposure (internal)")?;
+    let settings = crate::graph::community::Settings {
+        quality: crate::graph::community::Quality::Cpm,
+        resolution: crate::graph::community::DEFAULT_CPM_RESOLUTION,
+        seed: 1,
+        iterations: 2,
+    };
+    let caller = Caller::new(user, &workspace.policy().roles);
+    super::audited(&workspace, caller, Operation::Graph, BTreeMap::new(), |workspace| {
+        let detector = crate::graph::community::Detector::Kith;
+        super::graph::run(workspace, detector, &settings, false, Progress::hidden(), out)
+    })?;
 
-    out.line("stages still to come: graph, model, report, query")?;
+    let verified = crate::audit::AuditLog::at(&workspace.folder("audit")).verify()?;
+    out.line(format!("5. audit log: {} line(s), chain and MACs verified", verified.lines))?;
+
+    out.line("stages still to come: model, report, query")?;
     Ok(status)
 }

@@ -113,7 +113,8 @@ fn demo_runs_on_the_bundled_sample() {
     assert!(stdout.contains("snapshot snapshot-000001 written"), "{stdout}");
     assert!(stdout.contains("decisions"), "{stdout}");
     assert!(stdout.contains("published"), "{stdout}");
-    assert!(stdout.contains("audit log: 3 line(s), chain and MACs verified"), "{stdout}");
+    assert!(stdout.contains("graph of snapshot-000001 stored"), "{stdout}");
+    assert!(stdout.contains("audit log: 4 line(s), chain and MACs verified"), "{stdout}");
 }
 
 #[test]
