@@ -21,21 +21,11 @@ use super::exposure::{self, Activity};
 use super::network::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::intake::contract::{Domain, TieKind};
+use crate::intake::vault::table_parts;
 
 /// An `Integrity` error about one vault file.
 fn damaged(path: &Path, problem: impl Into<String>) -> Error {
     Error::Integrity { file: path.to_owned(), line: None, problem: problem.into() }
-}
-
-/// The Parquet parts of one vault table, in name order (which is the order intake wrote).
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .at("listing", dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 /// A reader of `columns` of one vault part.
@@ -52,7 +42,7 @@ fn reader(path: &Path, columns: &[&str]) -> Result<ParquetRecordBatchReader> {
 /// Every batch of one vault table, each with the file it came from.
 fn batches(dir: &Path, columns: &[&str]) -> Result<Vec<(PathBuf, RecordBatch)>> {
     let mut out = Vec::new();
-    for path in parquet_files(dir)? {
+    for path in table_parts(dir)? {
         for batch in reader(&path, columns)? {
             let batch = batch.map_err(|e| damaged(&path, format!("a batch does not read: {e}")))?;
             out.push((path.clone(), batch));
@@ -203,7 +193,7 @@ fn activity_keys(path: &Path, nodes: &Nodes) -> Result<Vec<u64>> {
 /// on its own thread into packed keys (person, domain, week, healthy), which one parallel sort
 /// groups: cheaper than a hash map over tens of millions of rows.
 pub(super) fn read_activity(snapshot: &Path, nodes: &Nodes) -> Result<Vec<Activity>> {
-    let files = parquet_files(&snapshot.join("decisions"))?;
+    let files = table_parts(&snapshot.join("decisions"))?;
     let keys: Vec<Vec<u64>> =
         files.par_iter().map(|path| activity_keys(path, nodes)).collect::<Result<_>>()?;
     let mut keys = keys.concat();

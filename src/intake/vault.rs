@@ -138,6 +138,18 @@ impl Manifest {
     }
 }
 
+/// The Parquet parts of one table folder of a snapshot, in name order (the order intake wrote
+/// them); every reader of the vault lists parts through this.
+pub fn table_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .at("listing", dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The committed snapshots, oldest first.
 pub fn snapshots(vault: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();

@@ -249,7 +249,9 @@ fn assert_refused(run: &Run, file: &str, needle: &str) {
 
 #[test]
 fn an_identifier_column_refuses_the_export() {
-    for name in ["email", "First Name", "phone_number", "ssn", "home_address"] {
+    let full = ["email", "First Name", "phone_number", "ssn", "home_address"];
+    let abbreviated = ["work_tel", "cellPhone", "e_mail", "home_addr", "fax_no"];
+    for name in full.into_iter().chain(abbreviated) {
         let run = ingest(&Export::new().map("people", |t| t.replacen("sex", name, 1)));
         assert_refused(
             &run,
@@ -263,18 +265,6 @@ fn an_identifier_column_refuses_the_export() {
 fn an_identifier_column_in_another_table_refuses_the_export() {
     let run = ingest(&Export::new().map("decisions", |t| t.replacen("pre_decided", "mobile", 1)));
     assert_refused(&run, "decisions.csv", "`mobile` looks like a direct identifier");
-}
-
-#[test]
-fn an_abbreviated_contact_column_refuses_the_export() {
-    for name in ["work_tel", "cellPhone", "e_mail", "home_addr", "fax_no"] {
-        let run = ingest(&Export::new().map("people", |t| t.replacen("sex", name, 1)));
-        assert_refused(
-            &run,
-            "people.csv",
-            &format!("column `{name}` looks like a direct identifier"),
-        );
-    }
 }
 
 #[test]

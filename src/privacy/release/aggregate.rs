@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Date32Type, Int64Type, UInt8Type, UInt32Type};
@@ -17,6 +17,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, IoContext, Result};
 use crate::intake::contract::{Domain, epoch_days};
+use crate::intake::vault::table_parts;
 use crate::privacy::bounding::{self, Contribution};
 use crate::workspace::SecretKey;
 
@@ -49,16 +50,6 @@ pub struct Aggregates {
     pub per_domain: u32,
 }
 
-fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .at("listing", dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 fn reader(
     path: &Path,
     columns: &[&str],
@@ -78,7 +69,7 @@ fn reader(
 /// (inclusive) out of the snapshot in `snapshot`.
 pub fn read(snapshot: &Path, from: NaiveDate, to: NaiveDate) -> Result<Inputs> {
     let mut inputs = Inputs::default();
-    for path in parquet_files(&snapshot.join("people"))? {
+    for path in table_parts(&snapshot.join("people"))? {
         for batch in reader(&path, &["person", "community", "reports"])? {
             let batch = batch.map_err(|e| Error::internal(format!("reading people: {e}")))?;
             let person = batch.column(0).as_primitive::<Int64Type>();
@@ -100,7 +91,7 @@ pub fn read(snapshot: &Path, from: NaiveDate, to: NaiveDate) -> Result<Inputs> {
     }
 
     let (from, to) = (epoch_days(from), epoch_days(to));
-    for path in parquet_files(&snapshot.join("decisions"))? {
+    for path in table_parts(&snapshot.join("decisions"))? {
         for batch in reader(&path, &["person", "date", "domain", "healthy"])? {
             let batch = batch.map_err(|e| Error::internal(format!("reading decisions: {e}")))?;
             let person = batch.column(0).as_primitive::<Int64Type>();
